@@ -1,0 +1,38 @@
+# The newcomer path: `make lab` opens the workbench, `make test` runs every test.
+# Both create the project virtualenv from nothing on first use.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: lab test check lint typecheck browser notebooks docs bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+lab: $(STAMP)  ## JupyterLab on notebooks/ with the embedded database data/oms.duckdb
+	$(VENV)/bin/oms lab
+
+test: $(STAMP) browser  ## every test: unit, API, store, CLI, widgets, browser, strict nbval
+	$(PY) -m pytest
+
+check: test lint typecheck  ## what a reviewer runs before merging
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check oms tests benchmarks
+	$(VENV)/bin/ruff format --check oms tests benchmarks
+
+typecheck: $(STAMP)
+	$(VENV)/bin/mypy oms
+
+browser:  ## Debian's Chromium, for the real-browser tests (Playwright cannot download one here)
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+bench: $(STAMP)  ## speed figures as ratios against baselines measured in the same run
+	$(PY) benchmarks/engine_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,89 @@
+"""oms -- an exchange-style Order Management System driven from Jupyter.
+
+    import oms
+    with oms.open("data/oms.duckdb") as gw:           # or oms.connect("http://127.0.0.1:8000")
+        o = gw.create(symbol="INFY", side="BUY", quantity=100, price="1500.25")
+        gw.execute(o.order_id)
+
+The core (lifecycle, model, errors, validation, commands, clock) is pure Python;
+``engine``/``store`` add DuckDB, ``client``/``api`` HTTP, ``views`` pandas, ``widgets``
+ipywidgets. Heavy modules load only when used.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
+
+from oms.clock import SimulatedClock, SystemClock
+from oms.errors import (
+    DatabaseLocked,
+    DuplicateClientOrderId,
+    InvalidTransition,
+    NotADatabase,
+    OMSError,
+    OrderNotFound,
+    PriceOutsideLimit,
+    SchemaTooNew,
+    StoreError,
+    ValidationError,
+)
+from oms.lifecycle import TRANSITIONS, Action, Status
+from oms.model import Order, OrderEvent, OrderType, Side
+
+if TYPE_CHECKING:
+    from oms.client import RemoteGateway
+    from oms.clock import Clock
+    from oms.engine import Engine
+
+try:
+    __version__ = version("oms-workbench")
+except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+    __version__ = "0+unknown"
+
+DEFAULT_DB = "data/oms.duckdb"
+
+
+def open(path: str | os.PathLike[str] = DEFAULT_DB, *, clock: Clock | None = None) -> Engine:
+    """Open the embedded gateway on a DuckDB file (created if missing) or ``":memory:"``.
+
+    Raises StoreError subclasses (DATABASE_LOCKED, NOT_A_DATABASE, SCHEMA_TOO_NEW) that
+    name the file and what to do."""
+    from oms.engine import Engine
+
+    return Engine(path, clock=clock)
+
+
+def connect(url: str, *, token: str | None = None, **kwargs: Any) -> RemoteGateway:
+    """The same gateway over the REST API of a running server (``oms serve``)."""
+    from oms.client import RemoteGateway
+
+    return RemoteGateway(url, token=token, **kwargs)
+
+
+__all__ = [
+    "DEFAULT_DB",
+    "TRANSITIONS",
+    "Action",
+    "DatabaseLocked",
+    "DuplicateClientOrderId",
+    "InvalidTransition",
+    "NotADatabase",
+    "OMSError",
+    "Order",
+    "OrderEvent",
+    "OrderNotFound",
+    "OrderType",
+    "PriceOutsideLimit",
+    "SchemaTooNew",
+    "Side",
+    "SimulatedClock",
+    "Status",
+    "StoreError",
+    "SystemClock",
+    "ValidationError",
+    "__version__",
+    "connect",
+    "open",
+]

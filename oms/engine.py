@@ -1,0 +1,361 @@
+"""The embedded OMS: validates, applies the lifecycle table, persists, acknowledges.
+
+Adapter over ``commands`` (pure decisions) and ``store`` (DuckDB). One engine owns one
+database file in a process. Commands from any number of threads are serialized by one
+writer lock and *group-committed*: whoever holds the lock decides every queued command
+in arrival order and appends all their events in one INSERT, one commit; each caller is
+answered only after that commit. One thread alone pays one statement per command;
+concurrent callers share statements instead of queueing behind one commit each.
+
+The engine keeps the orders it touches in a bounded cache, so deciding a command reads
+nothing from the database; that is sound because the file lock and the in-process
+registry make this engine the file's only writer.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Self
+
+from oms.clock import Clock, SystemClock
+from oms.commands import Command, decide, replay
+from oms.errors import OMSError, OrderNotFound, StoreError, ValidationError
+from oms.gateway import PriceInput
+from oms.lifecycle import Action, Status
+from oms.model import Order, OrderEvent
+from oms.store import DEFAULT_DB, MEMORY, Store, event_row
+from oms.validation import SYMBOL_PATTERN, validate_order_id
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+FOLD_EVERY = 10_000
+"""Fold the projection snapshot forward after this many events (keeps the view's tail short)."""
+
+_open_files: dict[str, Engine] = {}
+_open_files_lock = threading.Lock()
+
+
+@dataclass(slots=True)
+class _Ticket:
+    command: Command
+    result: Order | None = None
+    error: OMSError | None = None
+    done: bool = False
+
+    def outcome(self) -> Order:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
+class _Cache:
+    """Orders by id, least recently used evicted first (misses are read from the store)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._orders: OrderedDict[int, Order] = OrderedDict()
+
+    def get(self, order_id: int) -> Order | None:
+        order = self._orders.get(order_id)
+        if order is not None:
+            self._orders.move_to_end(order_id)
+        return order
+
+    def put(self, order: Order) -> None:
+        self._orders[order.order_id] = order
+        self._orders.move_to_end(order.order_id)
+        while len(self._orders) > self.size:
+            self._orders.popitem(last=False)
+
+
+class Engine:
+    """The embedded gateway over one DuckDB file (or ``":memory:"``)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str] = DEFAULT_DB,
+        *,
+        clock: Clock | None = None,
+        cache_size: int = 100_000,
+    ) -> None:
+        self.path = str(path)
+        self.clock: Clock = clock or SystemClock()
+        self._key = self.path if self.path == MEMORY else str(Path(self.path).resolve())
+        with _open_files_lock:
+            if self._key != MEMORY and self._key in _open_files:
+                raise StoreError(f"{self.path} is already open in this process: use that gateway, or close it first")
+            self._store = Store(self.path)
+            if self._key != MEMORY:
+                _open_files[self._key] = self
+        self._cache = _Cache(cache_size)
+        self._seq, self._last_order_id, self._folded_seq = self._store.counters()
+        self._client_order_ids = self._store.client_order_ids()
+        self._queue: list[_Ticket] = []
+        self._queue_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def target(self) -> str:
+        return self.path
+
+    def __repr__(self) -> str:
+        return f"Engine({self.path!r}, clock={self.clock!r})"
+
+    # ---- commands --------------------------------------------------------------------
+
+    def create(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        quantity: int,
+        price: PriceInput | None = None,
+        order_type: str = "LIMIT",
+        client_order_id: str | None = None,
+    ) -> Order:
+        """Create a NEW order. Raises VALIDATION_ERROR or DUPLICATE_CLIENT_ORDER_ID."""
+        request = {"symbol": symbol, "side": side, "order_type": order_type, "quantity": quantity}
+        if price is not None:
+            request["price"] = price
+        if client_order_id is not None:
+            request["client_order_id"] = client_order_id
+        return self.submit(Command(Action.CREATE, None, request))
+
+    def modify(self, order_id: int, *, quantity: int | None = None, price: PriceInput | None = None) -> Order:
+        """Change quantity and/or price of a NEW order (-> MODIFIED).
+
+        Raises VALIDATION_ERROR, ORDER_NOT_FOUND or INVALID_TRANSITION."""
+        request = {k: v for k, v in (("quantity", quantity), ("price", price)) if v is not None}
+        return self.submit(Command(Action.MODIFY, order_id, request))
+
+    def cancel(self, order_id: int) -> Order:
+        """Cancel a NEW order. Raises ORDER_NOT_FOUND or INVALID_TRANSITION."""
+        return self.submit(Command(Action.CANCEL, order_id))
+
+    def execute(self, order_id: int, *, price: PriceInput | None = None) -> Order:
+        """Fill a NEW or MODIFIED order in full. Raises VALIDATION_ERROR, ORDER_NOT_FOUND,
+        INVALID_TRANSITION or PRICE_OUTSIDE_LIMIT."""
+        request = {"price": price} if price is not None else {}
+        return self.submit(Command(Action.EXECUTE, order_id, request))
+
+    def submit(self, command: Command) -> Order:
+        """Decide, persist and acknowledge one command (the raw-request entry the API uses).
+
+        Returns only after the command's event is committed; a refusal is committed to
+        the log too, then raised."""
+        ticket = _Ticket(command)
+        with self._queue_lock:
+            if self._closed:
+                raise StoreError(f"{self.path} is closed")
+            self._queue.append(ticket)
+        with self._write_lock:
+            if not ticket.done:
+                self._drain()
+        return ticket.outcome()
+
+    def _drain(self) -> None:
+        with self._queue_lock:
+            batch, self._queue = self._queue, []
+        staged: dict[int, Order] = {}
+        staged_client_ids: set[str] = set()
+        seq, last_order_id = self._seq, self._last_order_id
+        rows = []
+        for ticket in batch:
+            command = ticket.command
+            seq += 1
+            at = self.clock()
+            current: Order | None = None
+            order_id = command.order_id
+            try:
+                if command.action is not Action.CREATE:
+                    order_id = validate_order_id(order_id)
+                    current = staged.get(order_id) or self._lookup(order_id)
+                order = decide(
+                    command,
+                    current,
+                    at=at,
+                    next_order_id=last_order_id + 1,
+                    client_order_ids=_Either(self._client_order_ids, staged_client_ids),
+                )
+            except OMSError as refusal:
+                ticket.error = refusal
+                row_id = order_id if isinstance(order_id, int) and not isinstance(order_id, bool) else None
+                rows.append(
+                    event_row(seq, command.action, row_id, at, _jsonable(command.request, order_id),
+                              before=current, refusal=(refusal.code, refusal.message))
+                )  # fmt: skip
+                continue
+            if command.action is Action.CREATE:
+                last_order_id = order.order_id
+                if order.client_order_id is not None:
+                    staged_client_ids.add(order.client_order_id)
+            staged[order.order_id] = order
+            ticket.result = order
+            rows.append(
+                event_row(seq, command.action, order.order_id, at, command.request, before=current, after=order)
+            )
+        try:
+            self._store.append(rows)
+        except StoreError as e:
+            for ticket in batch:
+                ticket.result, ticket.error, ticket.done = None, e, True
+            return
+        self._seq, self._last_order_id = seq, last_order_id
+        self._client_order_ids |= staged_client_ids
+        for order in staged.values():
+            self._cache.put(order)
+        for ticket in batch:
+            ticket.done = True
+        if self._seq - self._folded_seq >= FOLD_EVERY:
+            self._fold()
+
+    def _lookup(self, order_id: int) -> Order | None:
+        order = self._cache.get(order_id)
+        if order is None and 0 < order_id <= self._last_order_id:
+            order = self._store.load_order(order_id)
+            if order is not None:
+                self._cache.put(order)
+        return order
+
+    def _fold(self) -> None:
+        self._store.fold()
+        self._folded_seq = self._seq
+
+    # ---- bulk ----------------------------------------------------------------------
+
+    def bulk_create(self, orders: Any) -> range:
+        """Create many NEW orders at once (a DataFrame, an Arrow table or a list of dicts).
+
+        Same validation as ``create``, all or nothing: any bad row raises one
+        VALIDATION_ERROR naming rows and fields, and nothing is stored. Returns the range
+        of order ids assigned, in input order."""
+        from oms.bulk import build_create_events
+
+        with self._write_lock:
+            self._ensure_open()
+            at = self.clock()
+            try:
+                table, client_ids = build_create_events(
+                    orders, first_seq=self._seq + 1, first_order_id=self._last_order_id + 1,
+                    at=at, existing_client_order_ids=self._client_order_ids,
+                )  # fmt: skip
+            except OMSError as refusal:
+                self._seq += 1
+                self._store.append(
+                    [event_row(self._seq, Action.CREATE, None, at, {"bulk": True},
+                               before=None, refusal=(refusal.code, refusal.message[:2000]))]
+                )  # fmt: skip
+                raise
+            self._store.append_arrow(table)
+            first = self._last_order_id + 1
+            self._seq += table.num_rows
+            self._last_order_id += table.num_rows
+            self._folded_seq = self._seq
+            self._client_order_ids |= client_ids
+            return range(first, self._last_order_id + 1)
+
+    # ---- reads -----------------------------------------------------------------------
+
+    def get(self, order_id: int) -> Order:
+        """The order. Raises ORDER_NOT_FOUND (or VALIDATION_ERROR for a bad id)."""
+        order_id = validate_order_id(order_id)
+        with self._write_lock:
+            self._ensure_open()
+            order = self._lookup(order_id)
+        if order is None:
+            raise OrderNotFound(order_id)
+        return order
+
+    def orders(self, *, status: str | None = None, symbol: str | None = None) -> list[Order]:
+        """Orders sorted by id, optionally filtered. Raises VALIDATION_ERROR for a bad filter."""
+        status, symbol = check_filters(status, symbol)
+        self._ensure_open()
+        return self._store.load_orders(status=status, symbol=symbol)
+
+    def events(self, order_id: int | None = None) -> list[OrderEvent]:
+        """The audit log, oldest first: one order's (ORDER_NOT_FOUND if unknown) or all."""
+        if order_id is not None:
+            self.get(order_id)
+        self._ensure_open()
+        return self._store.load_events(order_id)
+
+    def replay(self) -> list[Order]:
+        """Every order rebuilt from the accepted events alone (compare with ``orders()``)."""
+        self._ensure_open()
+        rebuilt = replay(self._store.load_events(accepted_only=True))
+        return [rebuilt[k] for k in sorted(rebuilt)]
+
+    def arrow(self, sql: str, params: Iterable[Any] = ()) -> pa.Table:
+        """Run read-only SQL against the store (``orders``, ``order_events``) as Arrow."""
+        self._ensure_open()
+        return self._store.arrow(sql, list(params))
+
+    # ---- life --------------------------------------------------------------------------
+
+    def _ensure_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.path} is closed")
+
+    def close(self) -> None:
+        """Fold the projection, checkpoint and release the file. Idempotent."""
+        with self._queue_lock:
+            if self._closed:
+                return
+            self._closed = True
+        with self._write_lock:
+            try:
+                if self._seq > self._folded_seq:
+                    self._fold()
+            finally:
+                self._store.close()
+                with _open_files_lock:
+                    _open_files.pop(self._key, None)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class _Either:
+    """Membership in either of two sets, without copying them."""
+
+    __slots__ = ("a", "b")
+
+    def __init__(self, a: set[str], b: set[str]) -> None:
+        self.a, self.b = a, b
+
+    def __contains__(self, item: object) -> bool:
+        return item in self.a or item in self.b
+
+
+def _jsonable(request: Mapping[str, Any], order_id: Any) -> dict[str, Any]:
+    out = dict(request)
+    if order_id is not None and (not isinstance(order_id, int) or isinstance(order_id, bool)):
+        out["order_id"] = order_id
+    return out
+
+
+def check_filters(status: str | None, symbol: str | None) -> tuple[str | None, str | None]:
+    """Validate the ``status`` / ``symbol`` filters of an order listing."""
+    if status is not None:
+        if not isinstance(status, str) or status.upper() not in Status.__members__:
+            raise ValidationError(f"must be one of {'|'.join(Status)}, got {status!r}", "status")
+        status = status.upper()
+    if symbol is not None:
+        if not isinstance(symbol, str) or not SYMBOL_PATTERN.fullmatch(symbol):
+            raise ValidationError(f"must be 1-16 letters, digits or . - _, got {symbol!r}", "symbol")
+        symbol = symbol.upper()
+    return status, symbol

@@ -1,0 +1,391 @@
+"""DuckDB persistence: schema and migrations, the append-only event log, the projection.
+
+Adapter layer (imports duckdb; the core never imports this). Layout in the file:
+
+- ``order_events`` -- append-only. One row per command, accepted or refused. An
+  accepted row also carries the order as the command left it, so the projection can be
+  read straight off the log.
+- ``orders_snapshot`` + ``projection_state.folded_seq`` -- the projection up to a
+  sequence number; ``fold()`` moves it forward in one transaction.
+- ``orders`` -- a view: the snapshot, overlaid with the latest accepted event of every
+  order changed after ``folded_seq``. It reflects every commit at once, while a command
+  costs one INSERT statement and one commit (DuckDB's cost is per statement).
+
+Every DuckDB failure leaves this module as a StoreError naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+
+from oms.errors import DatabaseLocked, NotADatabase, SchemaTooNew, StoreError
+from oms.lifecycle import Action, Status
+from oms.model import CHANGED_FIELDS, Order, OrderEvent, OrderType, Side, canonical_decimal
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+SCHEMA_VERSION = 1
+DEFAULT_DB = "data/oms.duckdb"
+MEMORY = ":memory:"
+
+ORDER_COLUMNS = (
+    "order_id", "client_order_id", "symbol", "side", "order_type", "quantity", "price",
+    "status", "version", "executed_quantity", "executed_price", "created_at", "updated_at",
+)  # fmt: skip
+EVENT_COLUMNS = (
+    "seq", "order_id", "action", "from_status", "to_status", "accepted", "reason", "message", "event_at",
+    "client_order_id", "symbol", "side", "order_type", "quantity", "price", "version",
+    "executed_quantity", "executed_price", "created_at", "request",
+)  # fmt: skip
+
+_ORDER_TABLE_COLUMNS = """
+    order_id BIGINT NOT NULL, client_order_id VARCHAR, symbol VARCHAR NOT NULL,
+    side VARCHAR NOT NULL, order_type VARCHAR NOT NULL, quantity BIGINT NOT NULL,
+    price DECIMAL(16, 4), status VARCHAR NOT NULL, version INTEGER NOT NULL,
+    executed_quantity BIGINT NOT NULL, executed_price DECIMAL(16, 4),
+    created_at TIMESTAMP NOT NULL, updated_at TIMESTAMP NOT NULL
+"""
+
+# The latest accepted event of every order changed after the fold point, as order rows.
+_TAIL = """
+    SELECT order_id, client_order_id, symbol, side, order_type, quantity, price,
+           to_status AS status, version, executed_quantity, executed_price, created_at,
+           event_at AS updated_at
+    FROM order_events
+    WHERE accepted AND seq > (SELECT folded_seq FROM projection_state)
+    QUALIFY row_number() OVER (PARTITION BY order_id ORDER BY seq DESC) = 1
+"""
+
+# DDL lives here and only here. Each version's statements run in one transaction.
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE oms_schema (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)",
+        """CREATE TABLE order_events (
+            seq BIGINT NOT NULL, order_id BIGINT, action VARCHAR NOT NULL,
+            from_status VARCHAR, to_status VARCHAR, accepted BOOLEAN NOT NULL,
+            reason VARCHAR, message VARCHAR, event_at TIMESTAMP NOT NULL,
+            client_order_id VARCHAR, symbol VARCHAR, side VARCHAR, order_type VARCHAR,
+            quantity BIGINT, price DECIMAL(16, 4), version INTEGER,
+            executed_quantity BIGINT, executed_price DECIMAL(16, 4), created_at TIMESTAMP,
+            request VARCHAR)""",
+        f"CREATE TABLE orders_snapshot ({_ORDER_TABLE_COLUMNS})",
+        "CREATE TABLE projection_state (folded_seq BIGINT NOT NULL)",
+        "INSERT INTO projection_state VALUES (0)",
+        f"""CREATE VIEW orders AS
+            WITH tail AS ({_TAIL})
+            SELECT * FROM orders_snapshot WHERE order_id NOT IN (SELECT order_id FROM tail)
+            UNION ALL SELECT * FROM tail""",
+    ],
+}
+
+_ROW_PLACEHOLDERS = "(" + ", ".join("?" * len(EVENT_COLUMNS)) + ")"
+_LOCK_PID = re.compile(r"PID (\d+)")
+
+
+def _naive_utc(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(tzinfo=None)
+
+
+def _aware(at: datetime) -> datetime:
+    return at.replace(tzinfo=UTC)
+
+
+def event_row(
+    seq: int,
+    action: Action,
+    order_id: int | None,
+    at: datetime,
+    request: dict[str, Any],
+    *,
+    before: Order | None,
+    after: Order | None = None,
+    refusal: tuple[str, str] | None = None,
+) -> tuple[Any, ...]:
+    """The ``order_events`` row of one command: accepted (``after``) or refused (``refusal``)."""
+    head = (
+        seq,
+        order_id,
+        action.value,
+        before.status.value if before else None,
+        after.status.value if after else None,
+        after is not None,
+        refusal[0] if refusal else None,
+        refusal[1] if refusal else None,
+        _naive_utc(at),
+    )
+    if after is None:
+        state: tuple[Any, ...] = (None,) * 10
+    else:
+        state = (
+            after.client_order_id, after.symbol, after.side.value, after.order_type.value,
+            after.quantity, after.price, after.version, after.executed_quantity,
+            after.executed_price, _naive_utc(after.created_at),
+        )  # fmt: skip
+    return (*head, *state, json.dumps(request, default=str, sort_keys=True))
+
+
+def order_from_row(row: Sequence[Any]) -> Order:
+    (order_id, client_order_id, symbol, side, order_type, quantity, price, status, version,
+     executed_quantity, executed_price, created_at, updated_at) = row  # fmt: skip
+    return Order(
+        order_id=order_id,
+        client_order_id=client_order_id,
+        symbol=symbol,
+        side=Side(side),
+        order_type=OrderType(order_type),
+        quantity=quantity,
+        price=price,
+        status=Status(status),
+        version=version,
+        executed_quantity=executed_quantity,
+        executed_price=executed_price,
+        created_at=_aware(created_at),
+        updated_at=_aware(updated_at),
+    )
+
+
+def event_from_row(row: Sequence[Any]) -> OrderEvent:
+    values = dict(zip(EVENT_COLUMNS, row, strict=True))
+    action = Action(values["action"])
+    accepted = values["accepted"]
+    changes = {k: values[k] for k in CHANGED_FIELDS[action]} if accepted else {}
+    return OrderEvent(
+        seq=values["seq"],
+        order_id=values["order_id"],
+        action=action,
+        from_status=Status(values["from_status"]) if values["from_status"] else None,
+        to_status=Status(values["to_status"]) if values["to_status"] else None,
+        accepted=accepted,
+        reason=values["reason"],
+        message=values["message"],
+        at=_aware(values["event_at"]),
+        version=values["version"],
+        changes={k: (canonical_decimal(v) if isinstance(v, Decimal) else v) for k, v in changes.items()},
+        request=None if accepted else json.loads(values["request"]),
+    )
+
+
+class Store:
+    """One DuckDB database holding the OMS schema. Not thread-safe on its own: the
+    engine serializes writers; reads take ``self.lock`` too (one connection)."""
+
+    def __init__(self, path: str | os.PathLike[str] = DEFAULT_DB) -> None:
+        self.path = str(path)
+        self.lock = threading.RLock()
+        self._con = _connect(self.path)
+        try:
+            self._migrate()
+        except BaseException:
+            self._con.close()
+            raise
+
+    # ---- opening -------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        version = _schema_version(self._con, self.path)
+        for target in sorted(v for v in MIGRATIONS if v > version):
+            with self.transaction():
+                for statement in MIGRATIONS[target]:
+                    self._con.execute(statement)
+                self._con.execute("INSERT INTO oms_schema VALUES (?, ?)", [target, _naive_utc(datetime.now(UTC))])
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.lock:
+            self._con.begin()
+            try:
+                yield self._con
+            except BaseException:
+                self._con.rollback()
+                raise
+            self._con.commit()
+
+    # ---- writing ---------------------------------------------------------------------
+
+    def append(self, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Append event rows in ONE statement; returns once they are committed."""
+        if not rows:
+            return
+        sql = "INSERT INTO order_events VALUES " + ", ".join([_ROW_PLACEHOLDERS] * len(rows))
+        params = [value for row in rows for value in row]
+        with self.lock:
+            self._guard(lambda: self._con.execute(sql, params))
+
+    def append_arrow(self, table: pa.Table) -> None:
+        """Append a whole Arrow table of event rows and fold it, in one transaction."""
+        with self.lock:
+            self._guard(lambda: self._append_and_fold(table))
+
+    def _append_and_fold(self, table: pa.Table) -> None:
+        with self.transaction() as con:
+            con.register("incoming_events", table)
+            try:
+                con.execute(f"INSERT INTO order_events SELECT {', '.join(EVENT_COLUMNS)} FROM incoming_events")
+            finally:
+                con.unregister("incoming_events")
+            self._fold(con)
+
+    def fold(self) -> None:
+        """Move the snapshot up to the newest event (one transaction; safe at any time)."""
+        with self.lock:
+            self._guard(lambda: self._fold_in_transaction())
+
+    def _fold_in_transaction(self) -> None:
+        with self.transaction() as con:
+            self._fold(con)
+
+    @staticmethod
+    def _fold(con: duckdb.DuckDBPyConnection) -> None:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE folding AS {_TAIL}")
+        con.execute("DELETE FROM orders_snapshot WHERE order_id IN (SELECT order_id FROM folding)")
+        con.execute("INSERT INTO orders_snapshot SELECT * FROM folding")
+        con.execute("UPDATE projection_state SET folded_seq = (SELECT coalesce(max(seq), 0) FROM order_events)")
+        con.execute("DROP TABLE folding")
+
+    # ---- reading ---------------------------------------------------------------------
+
+    def counters(self) -> tuple[int, int, int]:
+        """(last seq, last order id, folded seq) -- 0 in a fresh database."""
+        row = self.fetchone(
+            "SELECT coalesce(max(seq), 0), coalesce(max(order_id), 0), "
+            "(SELECT folded_seq FROM projection_state) FROM order_events"
+        )
+        assert row is not None
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def client_order_ids(self) -> set[str]:
+        rows = self.fetchall("SELECT client_order_id FROM orders WHERE client_order_id IS NOT NULL")
+        return {r[0] for r in rows}
+
+    def load_order(self, order_id: int) -> Order | None:
+        row = self.fetchone(f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders WHERE order_id = ?", [order_id])
+        return order_from_row(row) if row else None
+
+    def load_orders(self, *, status: str | None = None, symbol: str | None = None) -> list[Order]:
+        where, params = _filters(status=status, symbol=symbol)
+        sql = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders {where} ORDER BY order_id"
+        return [order_from_row(r) for r in self.fetchall(sql, params)]
+
+    def load_events(self, order_id: int | None = None, *, accepted_only: bool = False) -> list[OrderEvent]:
+        conditions, params = [], []
+        if order_id is not None:
+            conditions.append("order_id = ?")
+            params.append(order_id)
+        if accepted_only:
+            conditions.append("accepted")
+        where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+        sql = f"SELECT {', '.join(EVENT_COLUMNS)} FROM order_events {where} ORDER BY seq"
+        return [event_from_row(r) for r in self.fetchall(sql, params)]
+
+    def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self.lock:
+            return self._guard(lambda: self._con.execute(sql, list(params)).fetchone())
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.lock:
+            return self._guard(lambda: self._con.execute(sql, list(params)).fetchall())
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        """Run a query and return an Arrow table (exact decimals, no float rounding)."""
+        with self.lock:
+            return self._guard(lambda: self._con.sql(sql, params=list(params) or None).to_arrow_table())
+
+    def close(self) -> None:
+        with self.lock:
+            self._con.close()
+
+    def _guard(self, fn: Any) -> Any:
+        try:
+            return fn()
+        except duckdb.Error as e:
+            raise StoreError(f"{self.path}: {_first_line(e)}") from e
+
+
+def _filters(**filters: str | None) -> tuple[str, list[Any]]:
+    conditions = [f"{name} = ?" for name, value in filters.items() if value is not None]
+    params = [value for value in filters.values() if value is not None]
+    return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
+
+
+def _first_line(e: BaseException) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _connect(path: str) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` for writing, refusing -- before DuckDB writes anything -- a file that
+    is not a DuckDB database, one locked by another process, or one from a newer schema."""
+    if path == MEMORY:
+        return duckdb.connect(MEMORY)
+    file = Path(path)
+    if file.is_dir():
+        raise StoreError(f"{path} is a directory: pass the path of a .duckdb file")
+    if file.exists() and file.stat().st_size > 0:
+        _check_header(file)
+        # Inspect read-only first, so refusing a file never writes to it.
+        probe = _open(path, read_only=True)
+        try:
+            _schema_version(probe, path)
+        finally:
+            probe.close()
+    else:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    return _open(path, read_only=False)
+
+
+def _check_header(file: Path) -> None:
+    with file.open("rb") as f:
+        header = f.read(12)
+    if header[8:12] != b"DUCK":
+        raise NotADatabase(
+            f"{file} is not a DuckDB database: pass a new path (a fresh database is created) "
+            "or the .duckdb file an OMS wrote"
+        )
+
+
+def _open(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+    try:
+        return duckdb.connect(path, read_only=read_only)
+    except duckdb.Error as e:
+        text = str(e)
+        if "lock" in text.lower():
+            match = _LOCK_PID.search(text)
+            holder = f"process {match.group(1)}" if match else "another process"
+            raise DatabaseLocked(
+                f"{path} is in use by {holder}: stop it, or connect to the server it runs "
+                "(oms.connect(url)), or open another file"
+            ) from None
+        if "not a valid duckdb database" in text.lower() or "version number" in text.lower():
+            raise NotADatabase(f"{path} cannot be opened as a DuckDB database: {_first_line(e)}") from None
+        raise StoreError(f"{path}: {_first_line(e)}") from None
+
+
+def _schema_version(con: duckdb.DuckDBPyConnection, path: str) -> int:
+    """The file's schema version; 0 for an empty database. Refuses foreign and newer files."""
+    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    if "oms_schema" not in tables:
+        if tables:
+            raise StoreError(
+                f"{path} is a DuckDB database of something else (tables: {', '.join(sorted(tables))}); "
+                "pass a new path for the OMS"
+            )
+        return 0
+    row = con.execute("SELECT max(version) FROM oms_schema").fetchone()
+    version = int(row[0]) if row and row[0] is not None else 0
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has schema version {version}, newer than this oms ({SCHEMA_VERSION}): "
+            "upgrade the oms package to open it; the file was not changed"
+        )
+    return version
