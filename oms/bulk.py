@@ -75,10 +75,10 @@ def _column(table: pa.Table, name: str) -> pa.ChunkedArray:
 
 
 def _enum(column: pa.ChunkedArray, choices: tuple[str, ...], field: str, report: _Report) -> pa.ChunkedArray:
-    if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
-        if not pa.types.is_null(column.type):
-            report.errors.append({"field": field, "message": f"must be text ({'|'.join(choices)})"})
-            return pa.chunked_array([pa.nulls(len(column), pa.string())])
+    is_text = pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+    if not is_text and not pa.types.is_null(column.type):
+        report.errors.append({"field": field, "message": f"must be text ({'|'.join(choices)})"})
+        return pa.chunked_array([pa.nulls(len(column), pa.string())])
     upper = pc.utf8_upper(column.cast(pa.string()))
     report.rows(field, ~_mask(pc.is_in(upper, pa.array(choices))), f"must be {'|'.join(choices)}")
     return upper
@@ -158,8 +158,9 @@ def build_create_events(
     quantity = _column(table, "quantity")
     if pa.types.is_integer(quantity.type):
         q = quantity.cast(pa.int64())
-        report.rows("quantity", _mask(pc.is_null(q)) | ~_mask(pc.and_(pc.greater_equal(q, 1), pc.less_equal(q, MAX_QUANTITY))),
-                    f"must be a whole number between 1 and {MAX_QUANTITY:,}")  # fmt: skip
+        in_range = _mask(pc.and_(pc.greater_equal(q, 1), pc.less_equal(q, MAX_QUANTITY)))
+        message = f"must be a whole number between 1 and {MAX_QUANTITY:,}"
+        report.rows("quantity", _mask(pc.is_null(q)) | ~in_range, message)
     else:
         report.errors.append({"field": "quantity", "message": f"must be whole numbers, got a {quantity.type} column"})
         q = None
@@ -173,6 +174,7 @@ def build_create_events(
 
     client = _column(table, "client_order_id")
     new_ids: set[str] = set()
+    duplicate: str | None = None
     if not pa.types.is_null(client.type):
         values = client.cast(pa.string()).to_pylist()
         seen: set[str] = set()
@@ -180,14 +182,15 @@ def build_create_events(
             if value is None:
                 continue
             if value in existing_client_order_ids or value in seen:
-                if not report.errors:
-                    raise DuplicateClientOrderId(value)
+                duplicate = duplicate or value
             seen.add(value)
         new_ids = seen
         client = client.cast(pa.string())
 
     if report.errors:
         raise ValidationError(report.errors)
+    if duplicate is not None:
+        raise DuplicateClientOrderId(duplicate)
 
     naive_at = at.astimezone(UTC).replace(tzinfo=None)
     seq = np.arange(first_seq, first_seq + n, dtype=np.int64)

@@ -29,9 +29,8 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _gateway(args: argparse.Namespace) -> Gateway:
-    if args.url:
-        return oms.connect(args.url, token=args.token)
-    return oms.open(args.db)
+    gateway: Gateway = oms.connect(args.url, token=args.token) if args.url else oms.open(args.db)
+    return gateway
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:

@@ -94,6 +94,21 @@ def allowed_actions(status: Status) -> tuple[Action, ...]:
     return tuple(a for a in COMMANDS if (status, a) in TRANSITIONS)
 
 
+def path_to(status: Status) -> list[Action]:
+    """The shortest list of commands that takes a NEW order to ``status`` (from the table)."""
+    paths: dict[Status, list[Action]] = {INITIAL_STATUS: []}
+    frontier = [INITIAL_STATUS]
+    while frontier:
+        current = frontier.pop(0)
+        for (start, action), end in TRANSITIONS.items():
+            if start is current and end not in paths:
+                paths[end] = [*paths[current], action]
+                frontier.append(end)
+    if status not in paths:
+        raise ValueError(f"{status} is not reachable from {INITIAL_STATUS}")
+    return paths[status]
+
+
 def grid() -> list[tuple[Status, Action, Status | None]]:
     """Every (status, command) pair with its outcome (None = refused), row by row."""
     return [(s, a, TRANSITIONS.get((s, a))) for s in Status for a in COMMANDS]

@@ -20,12 +20,12 @@ import json
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
@@ -35,6 +35,8 @@ from oms.model import CHANGED_FIELDS, Order, OrderEvent, OrderType, Side, canoni
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+T = TypeVar("T")
 
 SCHEMA_VERSION = 1
 DEFAULT_DB = "data/oms.duckdb"
@@ -291,11 +293,13 @@ class Store:
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self.lock:
-            return self._guard(lambda: self._con.execute(sql, list(params)).fetchone())
+            row: tuple[Any, ...] | None = self._guard(lambda: self._con.execute(sql, list(params)).fetchone())
+            return row
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.lock:
-            return self._guard(lambda: self._con.execute(sql, list(params)).fetchall())
+            rows: list[tuple[Any, ...]] = self._guard(lambda: self._con.execute(sql, list(params)).fetchall())
+            return rows
 
     def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
         """Run a query and return an Arrow table (exact decimals, no float rounding)."""
@@ -306,7 +310,7 @@ class Store:
         with self.lock:
             self._con.close()
 
-    def _guard(self, fn: Any) -> Any:
+    def _guard(self, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except duckdb.Error as e:
