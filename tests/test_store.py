@@ -1,0 +1,135 @@
+"""Files the store must refuse -- clearly, naming the file, without changing a byte."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import oms
+from oms.store import SCHEMA_VERSION
+
+HOLDER = """
+import sys, oms
+gw = oms.open(sys.argv[1])
+gw.create(symbol="INFY", side="BUY", quantity=1, price=1)
+print("ready", flush=True)
+sys.stdin.readline()
+gw.close()
+"""
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def files_beside(path: Path) -> list[str]:
+    return sorted(p.name for p in path.parent.iterdir())
+
+
+@pytest.fixture
+def held_file(db_path: Path) -> Iterator[tuple[Path, subprocess.Popen[str]]]:
+    """A database file held open by another (real) process."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(db_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "ready"
+        yield db_path, holder
+    finally:
+        holder.communicate(timeout=20)  # closes its stdin: the holder closes the file and exits
+
+
+def test_a_file_locked_by_another_process_is_refused_naming_file_and_process(
+    held_file: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    path, holder = held_file
+    before = digest(path)
+    with pytest.raises(oms.DatabaseLocked) as caught:
+        oms.open(path)
+    assert caught.value.code == "DATABASE_LOCKED"
+    assert str(path) in caught.value.message
+    assert f"process {holder.pid}" in caught.value.message
+    assert "oms.connect" in caught.value.message  # says what to do
+    assert digest(path) == before
+
+
+def test_the_cli_reports_a_locked_file_in_one_line_without_a_traceback(
+    held_file: tuple[Path, subprocess.Popen[str]],
+) -> None:
+    path, _ = held_file
+    out = subprocess.run([sys.executable, "-m", "oms.cli", "orders", "--db", str(path)], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert out.stderr.startswith(f"DATABASE_LOCKED: {path} is in use by process")
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_not_a_duckdb_database_is_refused_and_left_alone(db_path: Path) -> None:
+    db_path.write_text("order_id,symbol\n1,INFY\n")
+    before, beside = digest(db_path), files_beside(db_path)
+    with pytest.raises(oms.NotADatabase) as caught:
+        oms.open(db_path)
+    assert str(db_path) in caught.value.message and "not a DuckDB database" in caught.value.message
+    assert digest(db_path) == before and files_beside(db_path) == beside
+
+
+def test_a_duckdb_database_of_something_else_is_refused_and_left_alone(db_path: Path) -> None:
+    con = duckdb.connect(str(db_path))
+    con.execute("CREATE TABLE trades (id INTEGER)")
+    con.close()
+    before, beside = digest(db_path), files_beside(db_path)
+    with pytest.raises(oms.StoreError) as caught:
+        oms.open(db_path)
+    assert str(db_path) in caught.value.message and "trades" in caught.value.message
+    assert digest(db_path) == before and files_beside(db_path) == beside
+
+
+def test_a_file_from_a_newer_schema_is_refused_and_left_alone(db_path: Path) -> None:
+    with oms.open(db_path) as gw:
+        gw.create(symbol="INFY", side="BUY", quantity=1, price=1)
+    con = duckdb.connect(str(db_path))
+    con.execute("INSERT INTO oms_schema VALUES (?, now())", [SCHEMA_VERSION + 1])
+    con.close()
+    before, beside = digest(db_path), files_beside(db_path)
+    with pytest.raises(oms.SchemaTooNew) as caught:
+        oms.open(db_path)
+    assert str(db_path) in caught.value.message
+    assert f"schema version {SCHEMA_VERSION + 1}" in caught.value.message and "upgrade" in caught.value.message
+    assert digest(db_path) == before and files_beside(db_path) == beside
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(oms.StoreError, match="is a directory"):
+        oms.open(tmp_path)
+
+
+def test_a_missing_parent_directory_is_created(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "nested" / "oms.duckdb"
+    with oms.open(path) as gw:
+        gw.create(symbol="INFY", side="BUY", quantity=1, price=1)
+    assert path.exists()
+
+
+def test_the_schema_version_is_recorded(db_path: Path) -> None:
+    oms.open(db_path).close()
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("SELECT max(version) FROM oms_schema").fetchone() == (SCHEMA_VERSION,)
+    con.close()
+
+
+def test_order_events_are_append_only_in_the_file(db_path: Path) -> None:
+    """Commands only ever add rows to the log; earlier rows are never rewritten."""
+    with oms.open(db_path) as gw:
+        order = gw.create(symbol="INFY", side="BUY", quantity=1, price=1)
+        snapshot = gw.arrow("SELECT * FROM order_events ORDER BY seq")
+        gw.modify(order.order_id, quantity=2)
+        gw.execute(order.order_id)
+        after = gw.arrow("SELECT * FROM order_events ORDER BY seq")
+    assert after.slice(0, snapshot.num_rows).equals(snapshot)
+    assert after.num_rows == snapshot.num_rows + 2
