@@ -188,7 +188,7 @@ class Engine:
                 )
             except OMSError as refusal:
                 ticket.error = refusal
-                row_id = order_id if isinstance(order_id, int) and not isinstance(order_id, bool) else None
+                row_id = _storable_id(order_id)
                 rows.append(
                     event_row(seq, command.action, row_id, at, _jsonable(command.request, order_id),
                               before=current, refusal=(refusal.code, refusal.message))
@@ -341,9 +341,16 @@ class _Either:
         return item in self.a or item in self.b
 
 
+def _storable_id(order_id: Any) -> int | None:
+    """The id as the log's BIGINT column can hold it, else None (kept in the request)."""
+    if isinstance(order_id, int) and not isinstance(order_id, bool) and -(2**63) <= order_id < 2**63:
+        return order_id
+    return None
+
+
 def _jsonable(request: Mapping[str, Any], order_id: Any) -> dict[str, Any]:
     out = dict(request)
-    if order_id is not None and (not isinstance(order_id, int) or isinstance(order_id, bool)):
+    if order_id is not None and _storable_id(order_id) is None:
         out["order_id"] = order_id
     return out
 
