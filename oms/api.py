@@ -1,0 +1,493 @@
+"""The REST API of the specification: a thin FastAPI face over any order gateway.
+
+Adapter layer. Each endpoint parses, calls the gateway, and writes JSON through
+``oms.jsonio`` (prices as exact JSON numbers). Bodies are parsed here as raw JSON and
+handed to the engine unchanged (``Engine.submit``), so every check -- unknown fields,
+types, ranges, the lifecycle -- happens once, in the engine, and refusals land in the
+event log. Errors are translated once: every OMSError becomes
+``{"detail": {"code", "message"[, "errors"]}}`` with the error's HTTP status; FastAPI's
+own refusals (a non-integer id, an unknown route) use the same shape.
+
+Command endpoints are plain ``def``: Starlette runs them in its thread pool, so
+concurrent requests meet inside the engine and share one commit (group commit). A 2xx
+response is sent only after the command is committed.
+
+``create_app(gateway)`` serves a gateway the caller owns; ``app`` (for
+``uvicorn oms.api:app``) opens the database named by ``OMS_DB`` (default
+``data/oms.duckdb``) at startup and closes it at shutdown. With a token
+(``OMS_API_TOKEN``), every request needs ``Authorization: Bearer <token>``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+import oms
+from oms.commands import Command
+from oms.errors import OMSError, Unauthorized, ValidationError
+from oms.gateway import Gateway
+from oms.jsonio import dumps, loads
+from oms.lifecycle import Action, Status
+from oms.validation import CREATE_FIELDS, EXECUTE_FIELDS, MODIFY_FIELDS
+
+log = logging.getLogger("oms.api")
+
+TOKEN_ENV = "OMS_API_TOKEN"
+DB_ENV = "OMS_DB"
+MAX_ORDER_ID = 2**63 - 1
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# ---- schemas, for the OpenAPI document only (the engine validates) -----------------------
+
+_PRICE: dict[str, Any] = {
+    "type": "number",
+    "exclusiveMinimum": 0,
+    "exclusiveMaximum": 10**12,
+    "description": "exact decimal, at most 4 decimal places (a decimal string is accepted too)",
+}
+_QUANTITY = {"type": "integer", "minimum": 1, "maximum": 10**9}
+
+CREATE_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "symbol": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,16}$", "example": "INFY"},
+        "side": {"type": "string", "enum": ["BUY", "SELL"]},
+        "order_type": {"type": "string", "enum": ["LIMIT", "MARKET"], "default": "LIMIT"},
+        "quantity": _QUANTITY,
+        "price": {**_PRICE, "description": "required for LIMIT, absent or null for MARKET; " + _PRICE["description"]},
+        "client_order_id": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,64}$"},
+    },
+    "required": ["symbol", "side", "quantity"],
+    "additionalProperties": False,
+    "example": {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": 1500.25},
+}
+MODIFY_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"quantity": _QUANTITY, "price": _PRICE},
+    "minProperties": 1,
+    "additionalProperties": False,
+    "example": {"price": 1499.5},
+}
+EXECUTE_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"price": {**_PRICE, "description": "defaults to the limit price; required for MARKET"}},
+    "additionalProperties": False,
+    "example": {},
+}
+
+
+def _body(schema: dict[str, Any], required: bool) -> dict[str, Any]:
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+class OrderOut(BaseModel):
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: Literal["BUY", "SELL"]
+    order_type: Literal["LIMIT", "MARKET"]
+    quantity: int
+    price: float | None = Field(description="exact decimal as a JSON number")
+    status: Literal["NEW", "MODIFIED", "CANCELLED", "EXECUTED"]
+    version: int
+    executed_quantity: int
+    executed_price: float | None
+    created_at: str = Field(examples=["2026-01-05T09:15:00.000Z"])
+    updated_at: str
+
+
+class EventOut(BaseModel):
+    seq: int
+    order_id: int | None
+    action: Literal["create", "modify", "cancel", "execute"]
+    from_status: str | None
+    to_status: str | None
+    accepted: bool
+    reason: str | None = Field(description="the refusal code of a refused command")
+    message: str | None
+    at: str
+    version: int | None
+    request: dict[str, Any] | None = Field(None, description="what a refused command asked")
+    model_config = {"extra": "allow"}  # plus the fields the action changed
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(examples=["INVALID_TRANSITION"])
+    message: str = Field(examples=["cannot cancel order 17: status is EXECUTED"])
+    errors: list[FieldError] | None = Field(None, description="VALIDATION_ERROR only: one entry per bad field")
+
+
+class ErrorBody(BaseModel):
+    detail: ErrorDetail
+
+
+def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    text = {
+        401: "missing or wrong bearer token (UNAUTHORIZED)",
+        404: "no such order (ORDER_NOT_FOUND)",
+        409: "refused by the lifecycle or a business rule "
+        "(INVALID_TRANSITION, DUPLICATE_CLIENT_ORDER_ID, PRICE_OUTSIDE_LIMIT)",
+        422: "bad input (VALIDATION_ERROR), one entry per bad field in `errors`",
+        503: "the database cannot be used (STORE_ERROR)",
+    }
+    return {s: {"model": ErrorBody, "description": text[s]} for s in (*statuses, 401, 503)}
+
+
+def _ok(model: Any, description: str, status: int = 200) -> dict[int | str, dict[str, Any]]:
+    return {status: {"model": model, "description": description}}
+
+
+# ---- the app ------------------------------------------------------------------------------
+
+
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(content=dumps(value), status_code=status, media_type="application/json")
+
+
+def error_response(err: OMSError) -> Response:
+    """The one error shape: ``{"detail": err.to_dict()}`` with ``err.http_status``."""
+    return _json({"detail": err.to_dict()}, err.http_status)
+
+
+def _plain_error(status: int, code: str, message: str, **extra: Any) -> Response:
+    return _json({"detail": {"code": code, "message": message, **extra}}, status)
+
+
+NO_BODY: Any = object()
+
+
+async def _json_body(request: Request) -> Any:
+    """The request body as exact JSON (NO_BODY when empty). Malformed -> VALIDATION_ERROR."""
+    raw = await request.body()
+    if not raw.strip():
+        return NO_BODY
+    try:
+        value = loads(raw)
+    except (ValueError, RecursionError) as e:
+        raise ValidationError(f"is not valid JSON: {str(e).splitlines()[0][:200]}", "body") from None
+    try:
+        # Text DuckDB cannot store (a lone surrogate) would fail the whole commit batch.
+        _check_encodable(value)
+    except UnicodeError:
+        raise ValidationError("holds a string that is not valid Unicode (a lone surrogate)", "body") from None
+    return value
+
+
+def _check_encodable(value: Any) -> None:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            item.encode("utf-8")
+        elif isinstance(item, dict):
+            stack += item.keys()
+            stack += item.values()
+        elif isinstance(item, list):
+            stack += item
+
+
+_JSON_TYPES = {"NoneType": "null", "bool": "boolean", "int": "number", "Decimal": "number", "str": "string"}
+
+
+def _object(body: Any, *, required: bool) -> dict[str, Any]:
+    if body is NO_BODY and not required:
+        return {}
+    if not isinstance(body, dict):
+        name = type(body).__name__
+        what = "an empty body" if body is NO_BODY else f"a JSON {_JSON_TYPES.get(name, name)}"
+        raise ValidationError(f"must be a JSON object, got {what}", "body")
+    return body
+
+
+_ALLOWED = {Action.CREATE: CREATE_FIELDS, Action.MODIFY: MODIFY_FIELDS, Action.EXECUTE: EXECUTE_FIELDS}
+
+
+def _submit(gateway: Gateway, command: Command) -> oms.Order:
+    """One command through the gateway: ``submit`` (the engine: raw request, logged
+    refusals), or the gateway's typed methods for any other implementation."""
+    submit = getattr(gateway, "submit", None)
+    if submit is not None:
+        order: oms.Order = submit(command)
+        return order
+    request = dict(command.request)
+    unknown = sorted(set(request) - set(_ALLOWED.get(command.action, ())))
+    if unknown:
+        raise ValidationError([{"field": k, "message": "unknown field"} for k in unknown])
+    assert command.order_id is not None or command.action is Action.CREATE
+    if command.action is Action.CREATE:
+        return gateway.create(**request)
+    if command.action is Action.MODIFY:
+        return gateway.modify(command.order_id, **request)  # type: ignore[arg-type]
+    if command.action is Action.CANCEL:
+        return gateway.cancel(command.order_id)  # type: ignore[arg-type]
+    return gateway.execute(command.order_id, **request)  # type: ignore[arg-type]
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for e in exc.errors():
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("path", "query", "body", "header")]
+        out.append({"field": ".".join(loc) or "request", "message": str(e.get("msg", "invalid"))})
+    return out or [{"field": "request", "message": "invalid"}]
+
+
+StatusFilter = Query(None, description=f"one of {', '.join(Status)} (any case)", examples=["NEW"])
+SymbolFilter = Query(None, description="1-16 letters, digits or . - _ (any case)", examples=["INFY"])
+OrderId = Annotated[int, Path(description="the order's id", json_schema_extra={"minimum": 1, "maximum": MAX_ORDER_ID})]
+JsonBody = Annotated[Any, Depends(_json_body)]
+
+
+def create_app(
+    gateway: Gateway | None = None,
+    *,
+    db: str | None = None,
+    token: str | None = None,
+    on_shutdown: Callable[[], None] | None = None,
+) -> FastAPI:
+    """The API over ``gateway`` (owned by the caller), or -- when None -- over the DuckDB
+    file ``db`` (default: ``$OMS_DB`` or ``data/oms.duckdb``), opened at startup and
+    closed at shutdown. ``token`` (default ``$OMS_API_TOKEN``) makes every request need
+    ``Authorization: Bearer <token>``. ``on_shutdown`` runs when the server stops (after
+    the last request), e.g. to close a gateway the caller opened."""
+    token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
+    holder: dict[str, Any] = {"gateway": gateway, "startup_error": None}
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if holder["gateway"] is not None:
+            try:
+                yield
+            finally:
+                if on_shutdown is not None:
+                    on_shutdown()
+            return
+        path = db or os.environ.get(DB_ENV) or oms.DEFAULT_DB
+        try:
+            opened = oms.open(path)
+        except OMSError as e:
+            holder["startup_error"] = e
+            raise
+        holder["gateway"] = opened
+        try:
+            yield
+        finally:
+            holder["gateway"] = None
+            opened.close()
+
+    app = FastAPI(
+        title="OMS",
+        version=oms.__version__,
+        summary="Exchange-style order management: create, modify, cancel, execute.",
+        description=(
+            "Lifecycle: NEW -> MODIFIED | CANCELLED | EXECUTED; MODIFIED -> EXECUTED. "
+            'Every refusal is `{"detail": {"code", "message"}}` (422 adds `errors`).'
+        ),
+        lifespan=lifespan,
+    )
+
+    def gw() -> Gateway:
+        current = holder["gateway"]
+        if current is None:
+            raise oms.StoreError("the server has no database open (not started, or shutting down)")
+        return current  # type: ignore[no-any-return]
+
+    app.state.gateway = gw
+
+    # -- errors, translated once --------------------------------------------------------
+
+    @app.exception_handler(OMSError)
+    async def _oms_error(_request: Request, exc: OMSError) -> Response:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_request: Request, exc: RequestValidationError) -> Response:
+        return error_response(ValidationError(_validation_errors(exc)))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 404:
+            return _plain_error(404, "NOT_FOUND", f"no route {request.method} {request.url.path}")
+        if exc.status_code == 405:
+            return _plain_error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}")
+        return _plain_error(exc.status_code, "HTTP_ERROR", str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _plain_error(500, "INTERNAL_ERROR", "internal error; the server log has the details")
+
+    # -- commands -------------------------------------------------------------------------
+
+    @app.post(
+        "/order",
+        status_code=201,
+        summary="Create an order (NEW)",
+        response_model=None,
+        responses={**_ok(OrderOut, "the order, NEW", 201), **_refusals(409, 422)},
+        openapi_extra=_body(CREATE_BODY, True),
+    )
+    def create_order(body: JsonBody) -> Response:
+        order = _submit(gw(), Command(Action.CREATE, None, _object(body, required=True)))
+        return _json(order.to_dict(), 201)
+
+    @app.put(
+        "/order/{order_id}",
+        summary="Modify quantity and/or price of a NEW order (-> MODIFIED)",
+        response_model=None,
+        responses={**_ok(OrderOut, "the order, MODIFIED"), **_refusals(404, 409, 422)},
+        openapi_extra=_body(MODIFY_BODY, True),
+    )
+    def modify_order(order_id: OrderId, body: JsonBody) -> Response:
+        order = _submit(gw(), Command(Action.MODIFY, order_id, _object(body, required=True)))
+        return _json(order.to_dict())
+
+    @app.delete(
+        "/order/{order_id}",
+        summary="Cancel a NEW order (-> CANCELLED)",
+        response_model=None,
+        responses={**_ok(OrderOut, "the order, CANCELLED"), **_refusals(404, 409, 422)},
+    )
+    def cancel_order(order_id: OrderId, body: JsonBody) -> Response:
+        order = _submit(gw(), Command(Action.CANCEL, order_id, _object(body, required=False)))
+        return _json(order.to_dict())
+
+    @app.post(
+        "/order/{order_id}/execute",
+        summary="Fill a NEW or MODIFIED order in full (-> EXECUTED)",
+        response_model=None,
+        responses={**_ok(OrderOut, "the order, EXECUTED"), **_refusals(404, 409, 422)},
+        openapi_extra=_body(EXECUTE_BODY, False),
+    )
+    def execute_order(order_id: OrderId, body: JsonBody) -> Response:
+        order = _submit(gw(), Command(Action.EXECUTE, order_id, _object(body, required=False)))
+        return _json(order.to_dict())
+
+    # -- reads ----------------------------------------------------------------------------
+
+    @app.get(
+        "/orders",
+        summary="Orders sorted by order_id, optionally filtered",
+        response_model=None,
+        responses={**_ok(list[OrderOut], "the orders"), **_refusals(422)},
+    )
+    def list_orders(status: str | None = StatusFilter, symbol: str | None = SymbolFilter) -> Response:
+        orders = gw().orders(status=status, symbol=symbol)
+        return _json([o.to_dict() for o in orders])
+
+    @app.get(
+        "/order/{order_id}",
+        summary="One order",
+        response_model=None,
+        responses={**_ok(OrderOut, "the order"), **_refusals(404, 422)},
+    )
+    def get_order(order_id: OrderId) -> Response:
+        return _json(gw().get(order_id).to_dict())
+
+    @app.get(
+        "/order/{order_id}/events",
+        summary="The order's audit log, oldest first (refused commands included)",
+        response_model=None,
+        responses={**_ok(list[EventOut], "the events"), **_refusals(404, 422)},
+    )
+    def order_events(order_id: OrderId) -> Response:
+        return _json([e.to_dict() for e in gw().events(order_id)])
+
+    @app.get(
+        "/events",
+        summary="The whole audit log, oldest first (an extension: what gw.events() returns)",
+        response_model=None,
+        responses={**_ok(list[EventOut], "the events"), **_refusals()},
+    )
+    def all_events() -> Response:
+        return _json([e.to_dict() for e in gw().events()])
+
+    app.add_middleware(_Guard, token=token, holder=holder)
+    return app
+
+
+def _is_exposed(server: Any) -> bool:
+    """True when the socket a request arrived on is not a loopback address."""
+    if not server:
+        return False
+    try:
+        return not ipaddress.ip_address(str(server[0]).strip("[]")).is_loopback
+    except ValueError:
+        return False  # not an IP (a test client, a unix socket)
+
+
+class _Guard:
+    """Pure ASGI middleware: the bearer-token rule, and a one-line startup failure.
+
+    Without a token, a request that arrived on a non-loopback address is refused (the
+    server was bound beyond loopback with no token: ``oms serve`` refuses to start that
+    way; ``uvicorn oms.api:app --host 0.0.0.0`` cannot be stopped from starting)."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, holder: dict[str, Any]) -> None:
+        self.app, self.holder = app, holder
+        self.expected = f"Bearer {token}".encode() if token else None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(scope, receive, send)
+            return
+        if scope["type"] == "http" and not self._allowed(scope):
+            if self.expected is None:
+                err = Unauthorized(
+                    f"this server is reachable on {scope['server'][0]} without a token: "
+                    f"restart it with {TOKEN_ENV} set (or bind 127.0.0.1)"
+                )
+            else:
+                err = Unauthorized("send the header 'Authorization: Bearer <token>' with the server's token")
+            response = error_response(err)
+            response.headers["WWW-Authenticate"] = "Bearer"
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _allowed(self, scope: Scope) -> bool:
+        if self.expected is None:
+            return not _is_exposed(scope.get("server"))
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return secrets.compare_digest(value, self.expected)
+        return False
+
+    async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_one_line(message: Message) -> None:
+            err = self.holder.get("startup_error")
+            if message["type"] == "lifespan.startup.failed" and err is not None:
+                message = {**message, "message": str(err)}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_one_line)
+        except OMSError:
+            if self.holder.get("startup_error") is None:
+                raise  # not ours: let the server report it
+
+
+app = create_app()
+"""For ``uvicorn oms.api:app``: the database from ``$OMS_DB``, opened at startup."""
