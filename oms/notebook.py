@@ -60,12 +60,29 @@ def scratch() -> Engine:
     return oms.open(":memory:", clock=oms.SimulatedClock())
 
 
-def session() -> Book:
-    """The workbench's shared book when ``OMS_URL`` is set, else a scratch book."""
+def session(*, demo: bool = False) -> Book:
+    """The workbench's shared book when ``OMS_URL`` is set, else a scratch book (seeded
+    with ``DEMO_ORDERS`` when ``demo``; a shared book is never seeded). Also sets pandas
+    display options so wide frames print whole."""
+    pd.set_option("display.width", 200)
+    pd.set_option("display.max_columns", 30)
     url = os.environ.get(URL_VARIABLE)
     if url:
         return Book(oms.connect(url, token=os.environ.get(TOKEN_VARIABLE) or None), shared=True)
-    return Book(scratch(), shared=False)
+    gateway = scratch()
+    if demo:
+        seed_demo_book(gateway)
+    return Book(gateway, shared=False)
+
+
+def sql(gateway: Gateway, query: str) -> pd.DataFrame:
+    """``query`` against the DuckDB store (tables ``orders``, ``order_events``). Over the
+    workbench server the file belongs to the server process, so this returns a one-row
+    note instead of an error: run the query on the scratch book or with the server stopped."""
+    if isinstance(gateway, Engine):
+        return views.sql(gateway, query)
+    note = f"SQL needs the database file; {gateway.target} owns it while the workbench runs"
+    return pd.DataFrame({"note": [note]})
 
 
 def seed_demo_book(gateway: Gateway) -> list[Order]:

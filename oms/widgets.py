@@ -21,6 +21,7 @@ log an exception). Each part's box carries a CSS class (``order-ticket``,
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -58,6 +59,12 @@ def describe(order: Order) -> str:
     price = f" @ {order.price}" if order.price is not None else ""
     head = f"#{order.order_id} {order.symbol} {order.side.value} {order.quantity}{price}"
     return f"{head} {order.order_type.value} — {order.status.value}"
+
+
+def text(value: str | w.HTML) -> str:
+    """The plain text of an HTML value or widget (tags dropped, ``<br>`` as newlines)."""
+    raw = value.value if isinstance(value, w.HTML) else value
+    return html.unescape(re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", "\n", raw)))
 
 
 def _message(text: str, style: str) -> str:
@@ -267,6 +274,10 @@ class OrderActions(_Part):
         """The actions the lifecycle allows on the picked order."""
         order = self.selected
         return allowed_actions(order.status) if order is not None else ()
+
+    def enabled(self) -> tuple[Action, ...]:
+        """The actions whose buttons are enabled now, in table column order."""
+        return tuple(a for a, button in self.buttons.items() if not button.disabled)
 
     def _enable(self) -> None:
         allowed = self.allowed()
