@@ -12,7 +12,7 @@
 # %%
 from oms import views
 from oms.notebook import backend_check, lifecycle_mermaid, lifecycle_table, session, sql, status_chart
-from oms.widgets import style_orders
+from oms.widgets import StyledOrders
 
 book = session(demo=True)
 gw = book.gateway
@@ -29,7 +29,7 @@ blotter
 # The same orders with status colours:
 
 # %%
-style_orders(blotter)
+StyledOrders(blotter)
 
 # %% [markdown]
 # ## One order's history

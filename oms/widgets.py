@@ -339,6 +339,21 @@ def style_orders(frame: pd.DataFrame) -> Any:
     )
 
 
+class StyledOrders:
+    """Orders for a notebook cell: coloured HTML in JupyterLab, the plain table as text
+    (what nbval compares; no object address in either)."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.frame = frame
+
+    def _repr_html_(self) -> str:
+        html_text: str = style_orders(self.frame).to_html()
+        return html_text
+
+    def __repr__(self) -> str:
+        return str(self.frame.to_string(index=False))
+
+
 class Blotter(_Part):
     """The orders as a styled table; ``refresh()`` reloads it (the Refresh button too)."""
 

@@ -10,6 +10,7 @@ then is normalized so that running this twice gives byte-identical files:
 
 - kernelspec -> python3; no ``metadata.widgets``, no ``language_info.version``;
 - no per-cell execution/timing metadata; cell ids made deterministic when missing;
+- consecutive stream outputs merged (the kernel splits them by timing);
 - no widget-view MIME entries (the ``text/plain`` repr stays; tag such cells
   ``nbval-ignore-output``).
 
@@ -93,12 +94,32 @@ def normalize(nb: Any) -> Any:
         seen.add(cell_id)
         if cell.cell_type != "code":
             continue
+        cell.outputs = coalesce_streams(cell.outputs)
         for output in cell.outputs:
             output.get("metadata", {}).pop("execution", None)
             data = output.get("data")
             if data is not None and WIDGET_VIEW_MIME in data:
                 del data[WIDGET_VIEW_MIME]
     return nb
+
+
+def coalesce_streams(outputs: list[Any]) -> list[Any]:
+    """Merge consecutive outputs of one stream: where the kernel splits them depends on timing."""
+    merged: list[Any] = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (
+            previous is not None
+            and output.get("output_type") == "stream"
+            and previous.get("output_type") == "stream"
+            and previous.get("name") == output.get("name")
+        ):
+            previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+            continue
+        if output.get("output_type") == "stream":
+            output["text"] = "".join(output["text"])
+        merged.append(output)
+    return merged
 
 
 def pair_text(nb: Any) -> str:

@@ -11,10 +11,10 @@ from decimal import Decimal
 import pytest
 
 import oms
-from oms import notebook
+from oms import notebook, views
 from oms.engine import Engine
 from oms.lifecycle import COMMANDS, Action, Status, allowed_actions
-from oms.widgets import STATUS_COLOURS, Blotter, OrderActions, OrderEntry, OrderHistory, OrderTicket
+from oms.widgets import STATUS_COLOURS, Blotter, OrderActions, OrderEntry, OrderHistory, OrderTicket, StyledOrders
 
 
 def fill(ticket: OrderTicket, symbol: str = "INFY", side: str = "BUY", order_type: str = "LIMIT",
@@ -243,3 +243,11 @@ def test_demo_book_passes_the_backend_check(gw: Engine) -> None:
     assert check["matches_gateway"].all()
     table = notebook.orders_table(orders)
     assert list(table["allowed"]) == ["modify cancel execute", "execute", "-", "-", "-", "modify cancel execute"]
+
+
+def test_styled_orders_show_colours_as_html_and_the_plain_table_as_text(gw: Engine) -> None:
+    notebook.seed_demo_book(gw)
+    styled = StyledOrders(views.blotter(gw))
+    assert STATUS_COLOURS[Status.EXECUTED][0] in styled._repr_html_()
+    assert repr(styled).splitlines()[0].split()[:3] == ["order_id", "client_order_id", "symbol"]
+    assert "0x" not in repr(styled)
