@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-for _variable in ("OMS_URL", "OMS_TOKEN"):
+for _variable in ("OMS_URL", "OMS_API_TOKEN"):
     os.environ.pop(_variable, None)
 os.environ["TZ"] = "UTC"
 os.environ["PYTHONHASHSEED"] = "0"

@@ -29,7 +29,7 @@ from oms.lifecycle import allowed_actions, to_markdown, to_mermaid
 from oms.model import Order
 
 URL_VARIABLE = "OMS_URL"
-TOKEN_VARIABLE = "OMS_TOKEN"
+TOKEN_VARIABLE = "OMS_API_TOKEN"  # the variable `oms serve` reads too
 
 DEMO_ORDERS: tuple[dict[str, Any], ...] = (
     {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": "1500.25", "client_order_id": "DEMO-1"},

@@ -50,7 +50,7 @@ def kernel_environment() -> None:
     os.environ["TZ"] = "UTC"
     os.environ["PYTHONHASHSEED"] = "0"
     os.environ.pop("OMS_URL", None)
-    os.environ.pop("OMS_TOKEN", None)
+    os.environ.pop("OMS_API_TOKEN", None)
     time.tzset()
 
 
