@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
+import signal
 import sys
 
 import oms
@@ -80,6 +81,9 @@ def main(args: argparse.Namespace) -> int:
             lifespan="on",
         )
         server = uvicorn.Server(config)
+        # uvicorn re-raises SIGTERM once it has shut down; with this handler in place the
+        # re-raise is a no-op and a clean stop exits 0 (SIGINT still ends as Ctrl-C: 130).
+        signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
         print(f"oms serve: {args.db} on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr, flush=True)
         server.run()
     finally:
