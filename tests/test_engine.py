@@ -23,8 +23,11 @@ def test_ids_start_at_one_and_continue_after_reopen(db_path: Path) -> None:
     with oms.open(db_path) as gw:
         assert gw.create(**GOOD).order_id == 4
         assert [(o.order_id, o.status) for o in gw.orders()] == [
-            (1, oms.Status.NEW), (2, oms.Status.CANCELLED), (3, oms.Status.NEW), (4, oms.Status.NEW)
-        ]  # fmt: skip
+            (1, oms.Status.NEW),
+            (2, oms.Status.CANCELLED),
+            (3, oms.Status.NEW),
+            (4, oms.Status.NEW),
+        ]
 
 
 def test_every_order_and_event_survives_a_reopen_exactly(db_path: Path) -> None:
@@ -107,7 +110,12 @@ def test_concurrent_cancel_and_execute_on_one_new_order_have_exactly_one_winner(
         barrier = threading.Barrier(8)
         outcomes: list[str] = []
 
-        def race(action: str, order_id: int = order.order_id, barrier: threading.Barrier = barrier) -> None:
+        def race(
+            action: str,
+            order_id: int = order.order_id,
+            barrier: threading.Barrier = barrier,
+            outcomes: list[str] = outcomes,
+        ) -> None:
             barrier.wait()
             try:
                 (gw.cancel(order_id) if action == "cancel" else gw.execute(order_id))

@@ -34,8 +34,11 @@ def order_in(gw: Engine, status: Status) -> oms.Order:
     """A fresh LIMIT BUY order driven to ``status`` along the table's shortest path."""
     order = gw.create(symbol="INFY", side="BUY", quantity=100, price="1500.25")
     for action in path_to(status):
-        order = {"modify": lambda o: gw.modify(o.order_id, quantity=50), "cancel": lambda o: gw.cancel(o.order_id),
-                 "execute": lambda o: gw.execute(o.order_id)}[action.value](order)  # fmt: skip
+        order = {
+            "modify": lambda o: gw.modify(o.order_id, quantity=50),
+            "cancel": lambda o: gw.cancel(o.order_id),
+            "execute": lambda o: gw.execute(o.order_id),
+        }[action.value](order)
     assert order.status is status
     return order
 
@@ -55,7 +58,7 @@ def test_modify_and_cancel_are_allowed_only_while_new() -> None:
 
 
 def test_open_and_terminal_partition_the_statuses() -> None:
-    assert OPEN | TERMINAL == set(Status) and not OPEN & TERMINAL
+    assert set(Status) == OPEN | TERMINAL and not OPEN & TERMINAL
     assert INITIAL_STATUS in OPEN
 
 

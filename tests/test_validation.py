@@ -77,8 +77,14 @@ def test_symbol_side_and_type_are_normalized_to_upper_case(gw: Engine) -> None:
 
 @pytest.mark.parametrize(
     ("given", "stored"),
-    [("1500.25", "1500.25"), (1500.25, "1500.25"), (Decimal("0.0001"), "0.0001"), (7, "7"),
-     ("999999999999.9999", "999999999999.9999"), ("1500.2500", "1500.25")],  # fmt: skip
+    [
+        ("1500.25", "1500.25"),
+        (1500.25, "1500.25"),
+        (Decimal("0.0001"), "0.0001"),
+        (7, "7"),
+        ("999999999999.9999", "999999999999.9999"),
+        ("1500.2500", "1500.25"),
+    ],
 )
 def test_prices_are_exact_decimals_end_to_end(gw: Engine, given: Any, stored: str) -> None:
     order = gw.create(symbol="INFY", side="BUY", quantity=1, price=given)
@@ -123,8 +129,14 @@ def test_modify_of_a_market_order_price_is_refused(gw: Engine) -> None:
 
 @pytest.mark.parametrize(
     ("side", "price", "allowed"),
-    [("BUY", "1500.25", True), ("BUY", "1500", True), ("BUY", "1500.26", False),
-     ("SELL", "1500.25", True), ("SELL", "1501", True), ("SELL", "1500.24", False)],  # fmt: skip
+    [
+        ("BUY", "1500.25", True),
+        ("BUY", "1500", True),
+        ("BUY", "1500.26", False),
+        ("SELL", "1500.25", True),
+        ("SELL", "1501", True),
+        ("SELL", "1500.24", False),
+    ],
 )
 def test_execution_price_may_not_be_worse_than_the_limit(gw: Engine, side: str, price: str, allowed: bool) -> None:
     order = gw.create(symbol="INFY", side=side, quantity=100, price="1500.25")
