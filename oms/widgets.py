@@ -133,7 +133,10 @@ class OrderTicket(_Part):
     def __init__(self, gateway: Gateway) -> None:
         super().__init__(gateway)
         self.symbol = w.Text(description="Symbol", placeholder="INFY")
-        self.side = w.ToggleButtons(description="Side", options=[s.value for s in Side], value=Side.BUY.value)
+        self.side = w.ToggleButtons(
+            description="Side", options=[s.value for s in Side], value=Side.BUY.value,
+            style={"button_width": "6.5em"},
+        )  # fmt: skip
         self.order_type = w.Dropdown(
             description="Type", options=[t.value for t in OrderType], value=OrderType.LIMIT.value
         )
@@ -154,6 +157,7 @@ class OrderTicket(_Part):
                 self.feedback, self.submit_button, self.status,
             ]
         )  # fmt: skip
+        self.box.layout = w.Layout(min_width="24em", margin="0 2em 0 0")
         self.box.add_class(self.css_class)
         self.check()
 
@@ -320,6 +324,15 @@ class OrderActions(_Part):
         return order
 
 
+def _decimal_text(value: Any) -> str:
+    return format(Decimal(value).normalize(), "f") if value is not None and not pd.isna(value) else ""
+
+
+def _time_text(value: Any) -> str:
+    """UTC ISO-8601 with milliseconds, as the API writes it."""
+    return value.strftime("%Y-%m-%d %H:%M:%S.") + f"{value.microsecond // 1000:03d}" if not pd.isna(value) else ""
+
+
 def style_orders(frame: pd.DataFrame) -> Any:
     """A blotter frame as a pandas Styler: status cells coloured, prices as exact text."""
 
@@ -330,10 +343,13 @@ def style_orders(frame: pd.DataFrame) -> Any:
             return ""
         return f"background-color: {background}; color: {text}; font-weight: 600"
 
+    exact = {c: _decimal_text for c in ("price", "executed_price") if c in frame.columns}
+    times = {c: _time_text for c in ("created_at", "updated_at", "at") if c in frame.columns}
     return (
         frame.style.hide(axis="index")
-        .map(colour, subset=["status"] if "status" in frame.columns else [])
+        .map(colour, subset=[c for c in ("status", "from_status", "to_status") if c in frame.columns])
         .format(na_rep="")
+        .format({**exact, **times}, na_rep="")
         .set_table_attributes('class="oms-table"')
         .set_uuid("oms")
     )
@@ -380,7 +396,8 @@ class Blotter(_Part):
             self.table.value = "<i>no orders yet</i>"
         counts = self.frame["status"].value_counts().sort_index() if len(self.frame) else {}
         self.status.value = html.escape(
-            f"{len(self.frame)} orders" + "".join(f" · {k} {v}" for k, v in dict(counts).items())
+            f"{len(self.frame)} order{'' if len(self.frame) == 1 else 's'}"
+            + "".join(f" · {k} {v}" for k, v in dict(counts).items())
         )
         return self.frame
 
@@ -406,7 +423,7 @@ class OrderHistory(_Part):
             self.table.value = "<i>pick an order</i>"
             return self.frame
         self.frame = views.events(self.gateway, order_id).loc[:, list(HISTORY_COLUMNS)]
-        self.table.value = self.frame.style.hide(axis="index").format(na_rep="").set_uuid("oms-history").to_html()
+        self.table.value = style_orders(self.frame).set_uuid("oms-history").to_html()
         return self.frame
 
     def refresh(self) -> pd.DataFrame:
