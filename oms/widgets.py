@@ -226,9 +226,10 @@ class OrderActions(_Part):
     def __init__(self, gateway: Gateway) -> None:
         super().__init__(gateway)
         self.order = w.Dropdown(description="Order", options=[], value=None, layout=w.Layout(width="32em"))
-        self.new_quantity = w.Text(description="Quantity", placeholder="new quantity")
-        self.new_price = w.Text(description="Price", placeholder="new limit price")
-        self.execution_price = w.Text(description="Exec price", placeholder="optional")
+        narrow = {"width": "15em"}
+        self.new_quantity = w.Text(description="Quantity", placeholder="new quantity", layout=narrow)
+        self.new_price = w.Text(description="Price", placeholder="new limit price", layout=narrow)
+        self.execution_price = w.Text(description="Exec price", placeholder="optional", layout=narrow)
         self.buttons: dict[Action, w.Button] = {
             Action.MODIFY: w.Button(description="Modify", icon="pencil"),
             Action.CANCEL: w.Button(description="Cancel", icon="times", button_style="warning"),
@@ -351,6 +352,7 @@ def style_orders(frame: pd.DataFrame) -> Any:
         .format(na_rep="")
         .format({**exact, **times}, na_rep="")
         .set_table_attributes('class="oms-table"')
+        .set_table_styles([{"selector": "td, th", "props": "white-space: nowrap; padding: 2px 8px;"}])
         .set_uuid("oms")
     )
 
