@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-lab: $(STAMP)  ## JupyterLab on notebooks/ with the embedded database data/oms.duckdb
+lab: $(STAMP)  ## JupyterLab on notebooks/, sharing data/oms.duckdb through an oms serve child
 	$(VENV)/bin/oms lab
 
 test: $(STAMP) browser  ## every test: unit, API, store, CLI, widgets, browser, strict nbval
@@ -30,6 +30,9 @@ typecheck: $(STAMP)
 
 browser:  ## Debian's Chromium, for the real-browser tests (Playwright cannot download one here)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+notebooks: $(STAMP)  ## re-run the notebooks and store their outputs (the only writer of them)
+	$(PY) scripts/regenerate_notebooks.py
 
 bench: $(STAMP)  ## speed figures as ratios against baselines measured in the same run
 	$(PY) benchmarks/engine_bench.py
