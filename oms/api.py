@@ -57,23 +57,46 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # ---- schemas, for the OpenAPI document only (the engine validates) -----------------------
 
+# Exactly what the engine accepts, so schema-driven clients (and fuzzers) agree with it:
+# enums in any case, prices as JSON numbers (or decimal strings), null for "not given".
 _PRICE: dict[str, Any] = {
-    "type": "number",
-    "exclusiveMinimum": 0,
-    "exclusiveMaximum": 10**12,
-    "description": "exact decimal, at most 4 decimal places (a decimal string is accepted too)",
+    "anyOf": [
+        {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**12},
+        {"type": "string", "description": 'a decimal number as text, e.g. "1500.25"'},
+        {"type": "null"},
+    ],
+    "description": "exact decimal, 0 < price < 10^12, at most 4 decimal places",
+    "example": 1500.25,
 }
-_QUANTITY = {"type": "integer", "minimum": 1, "maximum": 10**9}
+_QUANTITY: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 10**9, "example": 100}
+
+
+def _any_case(*words: str) -> str:
+    return "^(?:" + "|".join("".join(f"[{c.upper()}{c.lower()}]" for c in w) for w in words) + ")$"
+
 
 CREATE_BODY: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "symbol": {"type": "string", "pattern": "^[A-Za-z0-9._-]{1,16}$", "example": "INFY"},
-        "side": {"type": "string", "enum": ["BUY", "SELL"]},
-        "order_type": {"type": "string", "enum": ["LIMIT", "MARKET"], "default": "LIMIT"},
+        "symbol": {
+            "type": "string",
+            "pattern": "^[A-Za-z0-9._-]{1,16}$",
+            "description": "stored upper-case",
+            "example": "INFY",
+        },
+        "side": {"type": "string", "pattern": _any_case("BUY", "SELL"), "description": "BUY or SELL (any case)"},
+        "order_type": {
+            "type": ["string", "null"],
+            "pattern": _any_case("LIMIT", "MARKET"),
+            "description": "LIMIT (default) or MARKET (any case)",
+        },
         "quantity": _QUANTITY,
         "price": {**_PRICE, "description": "required for LIMIT, absent or null for MARKET; " + _PRICE["description"]},
-        "client_order_id": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,64}$"},
+        "client_order_id": {
+            "type": ["string", "null"],
+            "pattern": "^[\\x21-\\x7e]{1,64}$",
+            "description": "optional, unique: 1-64 printable ASCII characters, no spaces",
+        },
     },
     "required": ["symbol", "side", "quantity"],
     "additionalProperties": False,
@@ -81,7 +104,8 @@ CREATE_BODY: dict[str, Any] = {
 }
 MODIFY_BODY: dict[str, Any] = {
     "type": "object",
-    "properties": {"quantity": _QUANTITY, "price": _PRICE},
+    "properties": {"quantity": {**_QUANTITY, "type": ["integer", "null"]}, "price": _PRICE},
+    "description": "quantity and/or price (at least one)",
     "minProperties": 1,
     "additionalProperties": False,
     "example": {"price": 1499.5},
