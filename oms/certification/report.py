@@ -1,0 +1,572 @@
+"""Reports of a certification run: a self-contained HTML evidence report, JUnit XML, a
+Markdown summary and a JSON record, each in a new run directory (history is kept).
+
+Adapter layer (files only). Everything a report says about the cases is deterministic
+for a deterministic run; what varies by machine and moment -- software versions, git
+commit, date, durations, paths, the run number -- sits in one clearly marked
+environment section (between ``<!-- environment:begin -->`` and
+``<!-- environment:end -->`` in HTML and Markdown; ``time``/``timestamp`` attributes and
+``<properties>`` in JUnit). The lifecycle diagram is an inline SVG drawn from
+``TRANSITIONS``; no script, stylesheet or font is fetched from anywhere.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import platform
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import oms
+from oms.certification.runner import FAIL, NOT_RUN, PASS, CaseResult, RunResult
+from oms.lifecycle import INITIAL_STATUS, TERMINAL, TRANSITIONS, Status, to_markdown, to_mermaid
+
+ENV_BEGIN, ENV_END = "<!-- environment:begin -->", "<!-- environment:end -->"
+VERDICT_TEXT = {
+    "CERTIFIED": "every mandatory case ran and passed",
+    "FAILED": "at least one case failed",
+    "INCOMPLETE": "nothing failed, but some mandatory case was not run",
+}
+
+
+# ---- environment ------------------------------------------------------------------------
+
+
+def environment(result: RunResult, target_detail: str = "") -> dict[str, str]:
+    """Software identification and run facts: the part of a report that varies."""
+    try:
+        import duckdb
+
+        duckdb_version = duckdb.__version__
+    except ImportError:  # pragma: no cover
+        duckdb_version = "not installed"
+    return {
+        "oms version": oms.__version__,
+        "git commit": git_commit(),
+        "Python": f"{platform.python_version()} ({sys.executable})",
+        "DuckDB": duckdb_version,
+        "platform": platform.platform(),
+        "host": platform.node(),
+        "target": result.target_description + (f" ({target_detail})" if target_detail else ""),
+        "finished at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "duration": f"{result.seconds:.2f} s",
+        "checklist": f"{result.checklist.source} (version {result.checklist.version})",
+    }
+
+
+def git_commit() -> str:
+    root = Path(oms.__file__).resolve().parents[1]
+    try:
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (git not available)"
+    if out.returncode != 0:
+        return "unknown (not a git checkout)"
+    return out.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
+
+
+# ---- run directories ----------------------------------------------------------------------
+
+
+def new_run_dir(out: str | os.PathLike[str]) -> Path:
+    """A new ``run-NNN`` directory under ``out``: never an existing one (history is kept)."""
+    base = Path(out)
+    base.mkdir(parents=True, exist_ok=True)
+    numbers = [int(p.name[4:]) for p in base.glob("run-*") if p.name[4:].isdigit()]
+    n = max(numbers, default=0) + 1
+    while True:
+        path = base / f"run-{n:03d}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:  # another run took it a moment ago
+            n += 1
+
+
+def write_reports(
+    result: RunResult, out: str | os.PathLike[str], *, run_dir: Path | None = None, target_detail: str = ""
+) -> Path:
+    """Write report.html, junit.xml, summary.md and results.json into a new run directory
+    under ``out`` and append the run to ``out/history.md``. Returns the run directory."""
+    run_dir = run_dir or new_run_dir(out)
+    env = environment(result, target_detail)
+    env["run"] = run_dir.name
+    (run_dir / "report.html").write_text(html_report(result, env), encoding="utf-8")
+    (run_dir / "junit.xml").write_text(junit_xml(result, env), encoding="utf-8")
+    (run_dir / "summary.md").write_text(markdown_summary(result, env), encoding="utf-8")
+    (run_dir / "results.json").write_text(json.dumps(results_json(result), indent=2) + "\n", encoding="utf-8")
+    _append_history(Path(out), run_dir, result, env)
+    return run_dir
+
+
+def _append_history(base: Path, run_dir: Path, result: RunResult, env: dict[str, str]) -> None:
+    history = base / "history.md"
+    if not history.exists():
+        history.write_text(
+            "# Certification runs\n\n| run | finished | target | verdict | pass | fail | not run |\n"
+            "|---|---|---|---|---|---|---|\n",
+            encoding="utf-8",
+        )
+    with history.open("a", encoding="utf-8") as f:
+        f.write(
+            f"| [{run_dir.name}]({run_dir.name}/report.html) | {env['finished at']} | {_md(result.target_description)} "
+            f"| {result.verdict} | {result.count(PASS)} | {result.count(FAIL)} | {result.count(NOT_RUN)} |\n"
+        )
+
+
+# ---- JSON -----------------------------------------------------------------------------------
+
+
+def results_json(result: RunResult) -> dict[str, Any]:
+    """The run as data (deterministic: no durations)."""
+    return {
+        "verdict": result.verdict,
+        "exit_code": result.exit_code,
+        "target": result.target_description,
+        "cases": [
+            {
+                "id": r.case.id,
+                "group": r.case.group,
+                "title": r.case.title,
+                "mandatory": r.case.mandatory,
+                "generated": r.case.generated,
+                "status": r.status,
+                "reason": r.reason,
+                "steps": [
+                    {
+                        "n": s.index,
+                        "action": s.action,
+                        "inputs": s.inputs,
+                        "expected": s.expected,
+                        "actual": s.actual,
+                        "ok": s.ok,
+                    }
+                    for s in r.steps
+                ],
+                "evidence": [{"title": e.title, "columns": e.columns, "rows": e.rows} for e in r.evidence],
+            }
+            for r in result.results
+        ],
+        "coverage": result.coverage(),
+    }
+
+
+# ---- JUnit ----------------------------------------------------------------------------------
+
+
+def junit_xml(result: RunResult, env: dict[str, str]) -> str:
+    """One testsuite per group, one testcase per case; NOT RUN is <skipped>."""
+    root = ET.Element(
+        "testsuites",
+        name="OMS certification",
+        tests=str(len(result.results)),
+        failures=str(result.count(FAIL)),
+        skipped=str(result.count(NOT_RUN)),
+        time=f"{result.seconds:.3f}",
+    )
+    for group in result.checklist.groups:
+        cases = [r for r in result.results if r.case.group == group.id]
+        if not cases:
+            continue
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"{group.id} {group.name}",
+            tests=str(len(cases)),
+            failures=str(sum(r.status == FAIL for r in cases)),
+            skipped=str(sum(r.status == NOT_RUN for r in cases)),
+            errors="0",
+            time=f"{sum(r.seconds for r in cases):.3f}",
+            timestamp=env["finished at"],
+        )
+        props = ET.SubElement(suite, "properties")
+        for key, value in env.items():
+            ET.SubElement(props, "property", name=key, value=value)
+        for r in cases:
+            tc = ET.SubElement(
+                suite,
+                "testcase",
+                classname=f"certification.{group.id}",
+                name=f"{r.case.id} {r.case.title}",
+                time=f"{r.seconds:.3f}",
+            )
+            steps = "\n".join(_step_line(s) for s in r.steps)
+            if r.status == FAIL:
+                ET.SubElement(tc, "failure", message=r.reason, type="CertificationFailure").text = steps
+            elif r.status == NOT_RUN:
+                ET.SubElement(
+                    tc, "skipped", message=f"NOT RUN: {r.reason}" + ("" if r.case.mandatory else " (optional)")
+                )
+            ET.SubElement(tc, "system-out").text = steps
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _step_line(s: Any) -> str:
+    mark = {True: "ok", False: "FAILED", None: "-"}[s.ok]
+    return f"{s.index}. [{mark}] {s.inputs} | expected: {s.expected} | actual: {s.actual}"
+
+
+# ---- Markdown -------------------------------------------------------------------------------
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_summary(result: RunResult, env: dict[str, str]) -> str:
+    lines = [
+        "# OMS certification summary",
+        "",
+        f"**Verdict: {result.verdict}** -- {VERDICT_TEXT[result.verdict]} (exit code {result.exit_code}).",
+        "",
+        f"Target: {result.target_description}. Checklist: {result.checklist.title} {result.checklist.version}.",
+        "",
+        "| cases | pass | fail | not run | mandatory not run |",
+        "|---|---|---|---|---|",
+        f"| {len(result.results)} | {result.count(PASS)} | {result.count(FAIL)} | {result.count(NOT_RUN)} "
+        f"| {result.count(NOT_RUN, mandatory=True)} |",
+        "",
+        "## By group",
+        "",
+        "| group | cases | pass | fail | not run |",
+        "|---|---|---|---|---|",
+    ]
+    for group in result.checklist.groups:
+        rs = [r for r in result.results if r.case.group == group.id]
+        if rs:
+            lines.append(
+                f"| {group.id} {group.name} | {len(rs)} | {sum(r.status == PASS for r in rs)} "
+                f"| {sum(r.status == FAIL for r in rs)} | {sum(r.status == NOT_RUN for r in rs)} |"
+            )
+    attention = [r for r in result.results if r.status != PASS]
+    lines += ["", "## Failed and not run", ""]
+    lines += [
+        f"- **{r.status}** {r.case.id} {_md(r.case.title)}{'' if r.case.mandatory else ' (optional)'}: {_md(r.reason)}"
+        for r in attention
+    ] or ["(none)"]
+    lines += [
+        "",
+        "## Lifecycle coverage",
+        "",
+        "| from \\ action | " + " | ".join(_actions()) + " |",
+        "|---" * (len(_actions()) + 1) + "|",
+    ]
+    cov = result.coverage()
+    for status in Status:
+        cells = [c for c in cov if c["status"] == status.value]
+        lines.append(
+            f"| {status.value} | "
+            + " | ".join(f"{c['to'] or 'refused'}: {c['case']} {c['result']}" for c in cells)
+            + " |"
+        )
+    lines += ["", "## Cases", "", "| id | title | mandatory | result |", "|---|---|---|---|"]
+    lines += [
+        f"| {r.case.id} | {_md(r.case.title)} | {'yes' if r.case.mandatory else 'no'} | {r.status} |"
+        for r in result.results
+    ]
+    lines += [
+        "",
+        "## Sign-off",
+        "",
+        "| role | name | date | decision |",
+        "|---|---|---|---|",
+        "| Test lead | | | |",
+        "| Reviewer (venue / broker) | | | |",
+        "",
+    ]
+    lines += [ENV_BEGIN, "## Environment (varies by machine and run)", ""]
+    lines += [f"- {k}: {_md(v)}" for k, v in env.items()]
+    lines += [ENV_END, ""]
+    return "\n".join(lines)
+
+
+def _actions() -> list[str]:
+    from oms.lifecycle import COMMANDS
+
+    return [a.value for a in COMMANDS]
+
+
+# ---- the lifecycle as an inline SVG -----------------------------------------------------------
+
+
+def lifecycle_svg() -> str:
+    """The state diagram drawn from TRANSITIONS: statuses in columns by their longest
+    distance from NEW, one arrow per allowed transition, terminal statuses double-framed."""
+    layer: dict[Status, int] = {INITIAL_STATUS: 0}
+    for _ in range(len(Status)):
+        for (src, _action), dst in TRANSITIONS.items():
+            if src in layer and dst != src and layer.get(dst, -1) < layer[src] + 1:
+                layer[dst] = layer[src] + 1
+    columns: dict[int, list[Status]] = {}
+    for s in Status:
+        columns.setdefault(layer.get(s, max(layer.values()) + 1), []).append(s)
+    w, h, gap_x, gap_y = 130, 40, 230, 120
+    height = max(len(v) for v in columns.values()) * gap_y + 40
+    pos = {}
+    for col, statuses in columns.items():
+        for i, s in enumerate(statuses):
+            pos[s] = (150 + col * gap_x, height / 2 + (i - (len(statuses) - 1) / 2) * gap_y)
+    width = 150 + (max(columns) + 1) * gap_x - 60
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height:.0f}" '
+        f'viewBox="0 0 {width} {height:.0f}" role="img" aria-label="order lifecycle state diagram">',
+        '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="8" markerHeight="8" '
+        'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#444"/></marker></defs>',
+    ]
+    sx, sy = pos[INITIAL_STATUS]
+    parts.append(f'<circle cx="14" cy="{sy:.0f}" r="8" fill="#222"/>')
+    parts.append(_edge(22, sy, sx - w / 2, sy, "create"))
+    for (src, action), dst in TRANSITIONS.items():
+        (x1, y1), (x2, y2) = pos[src], pos[dst]
+        parts.append(_edge(*_border(x1, y1, x2, y2, w, h), *_border(x2, y2, x1, y1, w, h), action.value))
+    for s, (x, y) in pos.items():
+        fill = "#eef5ff" if s not in TERMINAL else "#f3f3f3"
+        parts.append(
+            f'<rect x="{x - w / 2:.0f}" y="{y - h / 2:.0f}" width="{w}" height="{h}" rx="8" fill="{fill}" '
+            f'stroke="#335" stroke-width="1.5"/>'
+        )
+        if s in TERMINAL:
+            parts.append(
+                f'<rect x="{x - w / 2 + 4:.0f}" y="{y - h / 2 + 4:.0f}" width="{w - 8}" height="{h - 8}" '
+                f'rx="6" fill="none" stroke="#335" stroke-width="1"/>'
+            )
+        parts.append(
+            f'<text x="{x:.0f}" y="{y + 5:.0f}" text-anchor="middle" font-size="14" '
+            f'font-family="sans-serif" font-weight="bold">{s.value}</text>'
+        )
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _border(x1: float, y1: float, x2: float, y2: float, w: float, h: float) -> tuple[float, float]:
+    """Where the line from box centre (x1, y1) towards (x2, y2) leaves the box."""
+    dx, dy = x2 - x1, y2 - y1
+    if dx == 0 and dy == 0:
+        return x1, y1
+    scale = min((w / 2) / abs(dx) if dx else float("inf"), (h / 2) / abs(dy) if dy else float("inf"))
+    return x1 + dx * scale, y1 + dy * scale
+
+
+def _edge(x1: float, y1: float, x2: float, y2: float, label: str) -> str:
+    mx, my = (x1 + x2) / 2, (y1 + y2) / 2
+    return (
+        f'<line x1="{x1:.0f}" y1="{y1:.0f}" x2="{x2:.0f}" y2="{y2:.0f}" stroke="#444" stroke-width="1.5" '
+        f'marker-end="url(#arrow)"/><text x="{mx:.0f}" y="{my - 6:.0f}" text-anchor="middle" font-size="12" '
+        f'font-family="sans-serif" fill="#1a4d8f" paint-order="stroke" stroke="#fff" stroke-width="4">'
+        f"{label}</text>"
+    )
+
+
+# ---- HTML -----------------------------------------------------------------------------------
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;
+margin:0 auto;max-width:1180px;padding:24px;color:#1d1d1f;line-height:1.4}
+h1{margin:0 0 4px}
+h2{margin-top:32px;border-bottom:2px solid #ddd;padding-bottom:4px}
+h3{margin:24px 0 8px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #d0d0d0;padding:4px 8px;text-align:left;vertical-align:top}
+th{background:#f4f4f6}
+td.num{text-align:right}
+.badge{display:inline-block;padding:1px 8px;border-radius:10px;
+font-weight:600;font-size:12px;color:#fff;min-width:56px;text-align:center}
+.PASS{background:#1e7d32}
+.FAIL{background:#c62828}
+.NOTRUN{background:#8a6d00}
+.verdict{font-size:22px;padding:10px 16px;border-radius:8px;display:inline-block;color:#fff;margin:8px 0}
+.CERTIFIED{background:#1e7d32}
+.FAILED{background:#c62828}
+.INCOMPLETE{background:#8a6d00}
+details{border:1px solid #e0e0e0;border-radius:6px;margin:6px 0;padding:4px 10px}
+details[open]{background:#fcfcfd}
+summary{cursor:pointer;font-size:14px}
+summary .id{font-family:ui-monospace,monospace;font-weight:600;margin:0 6px}
+.meta{font-size:13px;color:#444;margin:6px 0}
+.opt{color:#666;font-size:12px}
+td.ok{color:#1e7d32;font-weight:600}
+td.bad{color:#c62828;font-weight:600}
+td.skip{color:#8a6d00}
+code,.mono{font-family:ui-monospace,monospace;font-size:12px}
+.grid td{text-align:center;min-width:140px}
+.cell-ok{background:#e8f5e9}
+.cell-ref{background:#fff3e0}
+.cell-bad{background:#ffebee}
+.env{background:#f7f7f9;border:1px dashed #aaa;padding:8px 16px;border-radius:6px}
+.signoff td{height:28px;min-width:160px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _badge(status: str) -> str:
+    return f'<span class="badge {status.replace(" ", "")}">{_e(status)}</span>'
+
+
+def _table(columns: list[str], rows: list[list[str]], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_e(v)}</td>" for v in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def html_report(result: RunResult, env: dict[str, str]) -> str:
+    r = result
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        "<title>OMS certification report</title>",
+        f"<style>{_CSS}</style></head><body>",
+        "<h1>OMS certification report</h1>",
+        f'<div class="meta">{_e(r.checklist.title)} {_e(r.checklist.version)} &middot; '
+        f"target: <b>{_e(r.target_description)}</b></div>",
+        f'<div class="verdict {r.verdict}">{r.verdict}</div> '
+        f'<span class="meta">{_e(VERDICT_TEXT[r.verdict])} &middot; exit code {r.exit_code}</span>',
+        "<h2>Summary</h2>",
+        _table(
+            ["cases", "pass", "fail", "not run", "mandatory cases", "mandatory not run"],
+            [
+                [
+                    str(len(r.results)),
+                    str(r.count(PASS)),
+                    str(r.count(FAIL)),
+                    str(r.count(NOT_RUN)),
+                    str(sum(x.case.mandatory for x in r.results)),
+                    str(r.count(NOT_RUN, mandatory=True)),
+                ]
+            ],
+        ),
+    ]
+    rows = []
+    for group in r.checklist.groups:
+        rs = [x for x in r.results if x.case.group == group.id]
+        if rs:
+            rows.append(
+                [
+                    f"{group.id}",
+                    group.name,
+                    str(len(rs)),
+                    str(sum(x.status == PASS for x in rs)),
+                    str(sum(x.status == FAIL for x in rs)),
+                    str(sum(x.status == NOT_RUN for x in rs)),
+                ]
+            )
+    out.append(_table(["group", "name", "cases", "pass", "fail", "not run"], rows))
+    attention = [x for x in r.results if x.status != PASS]
+    out.append("<h3>Failed and not run</h3>")
+    if attention:
+        out.append(
+            "<ul>"
+            + "".join(
+                f'<li>{_badge(x.status)} <a href="#{x.case.id}" class="mono">{_e(x.case.id)}</a> {_e(x.case.title)}'
+                f"{'' if x.case.mandatory else ' <span class=opt>(optional)</span>'}: {_e(x.reason)}</li>"
+                for x in attention
+            )
+            + "</ul>"
+        )
+    else:
+        out.append("<p>None: every case ran and passed.</p>")
+    out += [
+        "<h3>Sign-off</h3>",
+        '<table class="signoff"><thead><tr><th>role</th><th>name</th><th>date</th><th>decision</th><th>signature</th>'
+        "</tr></thead><tbody><tr><td>Test lead</td><td></td><td></td><td></td><td></td></tr>"
+        "<tr><td>Reviewer (venue / broker)</td><td></td><td></td><td></td><td></td></tr></tbody></table>",
+        "<h2>Lifecycle and coverage</h2>",
+        "<p class=meta>Drawn from <code>oms.lifecycle.TRANSITIONS</code>. Every cell of the grid below is a generated "
+        "case (LC-&lt;STATUS&gt;-&lt;ACTION&gt;): allowed cells must reach their status, refused cells must be refused "
+        "with INVALID_TRANSITION and change nothing. &ldquo;also&rdquo; lists hand-written cases whose commands "
+        "exercised the cell.</p>",
+        lifecycle_svg(),
+        _coverage_html(r),
+        "<details><summary>Mermaid source and Markdown table</summary><pre class=mono>"
+        + _e(to_mermaid())
+        + "</pre><pre class=mono>"
+        + _e(to_markdown())
+        + "</pre></details>",
+    ]
+    for group in r.checklist.groups:
+        rs = [x for x in r.results if x.case.group == group.id]
+        if not rs:
+            continue
+        out.append(f'<h2 id="group-{group.id}">{_e(group.id)} &middot; {_e(group.name)}</h2>')
+        if group.description:
+            out.append(f"<p class=meta>{_e(group.description)}</p>")
+        out += [_case_html(x) for x in rs]
+    out += [
+        ENV_BEGIN,
+        '<h2>Environment <span class="opt">(varies by machine and run; everything above is '
+        "reproducible for the default target)</span></h2>",
+        '<div class="env">',
+        _table(["field", "value"], [[k, v] for k, v in env.items()]),
+        "</div>",
+        ENV_END,
+        "</body></html>",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _coverage_html(r: RunResult) -> str:
+    from oms.lifecycle import COMMANDS
+
+    cov = r.coverage()
+    head = "<tr><th>from \\ action</th>" + "".join(f"<th>{a.value}</th>" for a in COMMANDS) + "</tr>"
+    body = []
+    for status in Status:
+        cells = []
+        for c in (c for c in cov if c["status"] == status.value):
+            cls = "cell-bad" if c["result"] != PASS else ("cell-ok" if c["to"] else "cell-ref")
+            also = f"<br><span class=opt>also: {_e(', '.join(c['also']))}</span>" if c["also"] else ""
+            cells.append(
+                f'<td class="{cls}"><b>{_e(c["to"] or "refused")}</b><br>'
+                f'<a class=mono href="#{_e(c["case"])}">{_e(c["case"])}</a> {_badge(c["result"])}{also}</td>'
+            )
+        body.append(f"<tr><th>{status.value}</th>{''.join(cells)}</tr>")
+    return f'<table class="grid"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _case_html(x: CaseResult) -> str:
+    c = x.case
+    opened = " open" if x.status == FAIL else ""
+    flags = ("" if c.mandatory else " <span class=opt>(optional)</span>") + (
+        " <span class=opt>(generated)</span>" if c.generated else ""
+    )
+    parts = [
+        f'<details id="{_e(c.id)}"{opened}><summary>{_badge(x.status)}<span class="id">{_e(c.id)}</span>'
+        f"{_e(c.title)}{flags}</summary>",
+        f"<div class=meta><b>Requirement.</b> {_e(c.requirement)}</div>",
+    ]
+    if c.fix:
+        parts.append(f"<div class=meta><b>FIX.</b> {_e(c.fix)}</div>")
+    if x.reason:
+        parts.append(f"<div class=meta><b>{_e(x.status)}:</b> {_e(x.reason)}</div>")
+    rows = []
+    for s in x.steps:
+        cls, mark = {True: ("ok", "ok"), False: ("bad", "FAILED"), None: ("skip", "-")}[s.ok]
+        rows.append(
+            f"<tr><td class=num>{s.index}</td><td class=mono>{_e(s.inputs)}</td><td>{_e(s.expected)}</td>"
+            f'<td>{_e(s.actual)}</td><td class="{cls}">{mark}</td></tr>'
+        )
+    parts.append(
+        "<table><thead><tr><th>#</th><th>step</th><th>expected</th><th>actual</th><th>result</th></tr>"
+        f"</thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+    for ev in x.evidence:
+        parts.append(f"<div class=meta><b>Evidence:</b> {_e(ev.title)}</div>")
+        parts.append(_table(ev.columns, ev.rows) if ev.rows else "<div class=meta>(no rows)</div>")
+    parts.append("</details>")
+    return "\n".join(parts)

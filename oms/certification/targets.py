@@ -1,0 +1,522 @@
+"""Systems under test: what the runner certifies, and the real faults it can inflict.
+
+Adapter layer. A target hands the runner a gateway and says what else it can do
+(``capabilities``): ``restart`` (graceful stop + start on the same database), ``crash``
+(kill -9 of the real process holding the database, then start again), ``sql`` (read the
+backend DuckDB file), ``http`` (raw REST requests). A case needing a capability the
+target lacks is NOT RUN -- never passed.
+
+- ``EmbeddedTarget``: our engine in this process on a DuckDB file (by default a fresh
+  one with the simulated clock). Restart closes and reopens the file; a crash runs the
+  writes in a *child process* on the same file and SIGKILLs it, then reopens.
+- ``RemoteTarget``: a server someone else runs (``--target URL``): gateway and HTTP only.
+- ``ManagedTarget``: ``--serve "CMD"`` with ``{port}`` and ``{db}``; the runner starts
+  it on a free loopback port and a fresh database path, waits until ``GET /orders``
+  answers, and can SIGTERM, SIGKILL and restart it on the same ``{db}``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import oms
+from oms.errors import OMSError
+from oms.gateway import Gateway
+from oms.model import Order
+
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+CHILD_TIMEOUT_S = 30.0
+
+
+class NotSupported(Exception):
+    """The target cannot do what a step needs; the case is reported NOT RUN."""
+
+
+class TargetError(Exception):
+    """The target could not be started or reached at all."""
+
+
+Op = dict[str, Any]
+"""One write for a crash: {action, kwargs, order_id | order_ref, as}."""
+
+
+def apply_ops(
+    gw: Gateway, ops: list[Op], on_result: Callable[[dict[str, Any]], None] | None = None
+) -> list[dict[str, Any]]:
+    """Run ``ops`` in order on ``gw``; each result is {as, ok, order | code, message}.
+
+    Used by the crash child process (and, for a managed server, in this process)."""
+    ids: dict[str, int] = {}
+    out = []
+    for op in ops:
+        try:
+            order_id = op.get("order_id")
+            if op.get("order_ref") is not None:
+                order_id = ids[op["order_ref"]]
+            kwargs = op.get("kwargs", {})
+            order = gw.create(**kwargs) if op["action"] == "create" else getattr(gw, op["action"])(order_id, **kwargs)
+            if op.get("as"):
+                ids[op["as"]] = order.order_id
+            result: dict[str, Any] = {"as": op.get("as"), "ok": True, "order": order.to_dict()}
+        except OMSError as e:
+            result = {"as": op.get("as"), "ok": False, "code": e.code, "message": e.message}
+        out.append(result)
+        if on_result:
+            on_result(result)
+    return out
+
+
+class Target:
+    kind = "target"
+    capabilities: frozenset[str] = frozenset()
+    fresh = False
+    """True when the database starts empty (ids from 1): the run is reproducible."""
+
+    @property
+    def gateway(self) -> Gateway:
+        raise NotImplementedError
+
+    @property
+    def description(self) -> str:
+        raise NotImplementedError
+
+    def require(self, capability: str) -> None:
+        if capability not in self.capabilities:
+            raise NotSupported(f"{self.kind} target cannot {capability}")
+
+    def restart(self) -> None:
+        raise NotSupported(f"{self.kind} target cannot restart")
+
+    def crash(self, ops: list[Op]) -> list[dict[str, Any]]:
+        raise NotSupported(f"{self.kind} target cannot be killed")
+
+    def crash_stream(self, acks: int, token: str) -> tuple[list[dict[str, Any]], int]:
+        raise NotSupported(f"{self.kind} target cannot be killed")
+
+    def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        raise NotSupported(f"{self.kind} target has no backend database to read")
+
+    def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
+        raise NotSupported(f"{self.kind} target does not speak HTTP")
+
+    def resume(self) -> None:
+        """Make sure the system is up again (after a backend read stopped it)."""
+
+    def close(self) -> None:
+        """Release everything the target started. Idempotent."""
+
+
+# ---- embedded --------------------------------------------------------------------------------
+
+
+class EmbeddedTarget(Target):
+    """Our engine in this process, on a DuckDB file (fresh in a temp dir by default)."""
+
+    kind = "embedded"
+    capabilities = frozenset({"restart", "crash", "sql"})
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, simulated: bool | None = None) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if path is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="oms-certify-")
+            path = Path(self._tmp.name) / "oms.duckdb"
+        self.path = str(path)
+        self.fresh = self._tmp is not None or not Path(self.path).exists()
+        self.simulated = self.fresh if simulated is None else simulated
+        self._engine: Any = None
+        self._open(oms.SimulatedClock() if self.simulated else oms.SystemClock())
+
+    def _open(self, clock: Any) -> None:
+        self._engine = oms.open(self.path, clock=clock)
+
+    @property
+    def description(self) -> str:
+        clock = "simulated clock" if self.simulated else "system clock"
+        return f"embedded engine, {'fresh database' if self.fresh else 'database ' + self.path}, {clock}"
+
+    @property
+    def gateway(self) -> Gateway:
+        return self._engine  # type: ignore[no-any-return]
+
+    def _resume_clock(self) -> Any:
+        """After a restart the simulated clock continues after the last logged instant."""
+        if not self.simulated:
+            return oms.SystemClock()
+        (last,) = self._engine.arrow("SELECT max(event_at) FROM order_events").to_pylist()[0].values()
+        if last is None:
+            return oms.SimulatedClock()
+        from datetime import UTC
+
+        return oms.SimulatedClock(start=last.replace(tzinfo=UTC) + timedelta(seconds=1))
+
+    def _reopen(self) -> None:
+        self._open(oms.SystemClock())  # read the log's last instant first, then set the clock
+        self._engine.clock = self._resume_clock()
+
+    def restart(self) -> None:
+        self._engine.close()
+        self._reopen()
+
+    def _child(self) -> subprocess.Popen[str]:
+        clock_start = self._engine.clock().isoformat() if self.simulated else ""
+        self._engine.close()  # the child must own the file: DuckDB locks it per process
+        return subprocess.Popen(
+            [sys.executable, "-m", "oms.certification._child", self.path, clock_start],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+
+    def crash(self, ops: list[Op]) -> list[dict[str, Any]]:
+        child = self._child()
+        try:
+            assert child.stdin and child.stdout
+            child.stdin.write(json.dumps({"mode": "ops", "ops": ops}) + "\n")
+            child.stdin.flush()
+            results = []
+            for _ in ops:
+                line = _readline(child, CHILD_TIMEOUT_S)
+                results.append(json.loads(line))
+            if _readline(child, CHILD_TIMEOUT_S).strip() != "IDLE":
+                raise TargetError("the crash child did not report IDLE")
+            _kill9(child)
+        finally:
+            _reap(child)
+            self._reopen()
+        return results
+
+    def crash_stream(self, acks: int, token: str) -> tuple[list[dict[str, Any]], int]:
+        child = self._child()
+        acked: list[dict[str, Any]] = []
+        try:
+            assert child.stdin and child.stdout
+            child.stdin.write(json.dumps({"mode": "stream", "token": token}) + "\n")
+            child.stdin.flush()
+            while len(acked) < acks:
+                acked.append(json.loads(_readline(child, CHILD_TIMEOUT_S)))
+            before_kill = len(acked)
+            _kill9(child)  # still writing: the stream never pauses
+            for line in child.stdout:  # acknowledgements already written before the kill
+                if line.endswith("\n"):
+                    acked.append(json.loads(line))
+        finally:
+            _reap(child)
+            self._reopen()
+        return acked, before_kill
+
+    def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        table = self._engine.arrow(query, params)
+        return [tuple(row.values()) for row in table.to_pylist()]
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+
+
+def _readline(child: subprocess.Popen[str], timeout: float) -> str:
+    """One line from the child's stdout, or TargetError after ``timeout`` seconds."""
+    assert child.stdout is not None
+    box: list[str] = []
+    reader = threading.Thread(target=lambda: box.append(child.stdout.readline()), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    reader.join(timeout)
+    if not box or not box[0]:
+        err = child.stderr.read() if child.stderr and child.poll() is not None else ""
+        raise TargetError(f"the child process stopped answering: {err.strip()[-500:]}")
+    return box[0]
+
+
+def _kill9(proc: subprocess.Popen[Any]) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(STOP_TIMEOUT_S)
+
+
+def _reap(proc: subprocess.Popen[Any]) -> None:
+    if proc.poll() is None:
+        _kill9(proc)
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream:
+            with contextlib.suppress(OSError):
+                stream.close()
+
+
+# ---- remote ----------------------------------------------------------------------------------
+
+
+class RemoteTarget(Target):
+    """A server someone else runs: the gateway and raw HTTP, nothing it cannot undo."""
+
+    kind = "url"
+    capabilities = frozenset({"http"})
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self._gateway: Any = oms.connect(self.url, token=token)
+        self._http: Any = None
+
+    @property
+    def description(self) -> str:
+        return f"server at {self.url}"
+
+    @property
+    def gateway(self) -> Gateway:
+        return self._gateway  # type: ignore[no-any-return]
+
+    def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
+        import httpx
+
+        if self._http is None:
+            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=10.0)
+        if json_body is not None:
+            body = json.dumps(json_body)
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        response = self._http.request(method, path, content=body, headers=headers)
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = response.text
+        return response.status_code, payload
+
+    def _reconnect(self) -> None:
+        self._gateway.close()
+        self._gateway = oms.connect(self.url, token=self.token)
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+    def close(self) -> None:
+        self._gateway.close()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
+
+
+# ---- managed ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ManagedTarget(RemoteTarget):
+    """A server the runner starts from ``command`` (with ``{port}`` and ``{db}``), and may
+    stop, kill and start again on the same database."""
+
+    kind = "managed"
+    capabilities = frozenset({"http", "restart", "crash", "sql"})
+    fresh = True
+
+    def __init__(self, command: str, *, workdir: str | os.PathLike[str] | None = None, log: Path | None = None) -> None:
+        if "{port}" not in command:
+            raise TargetError("--serve needs {port} in the command (and usually {db})")
+        self._tmp = tempfile.TemporaryDirectory(prefix="oms-certify-serve-")
+        self.command = command
+        self.port = free_port()
+        self.db = str(Path(workdir or self._tmp.name) / "oms.duckdb")
+        self.log_path = log or Path(self._tmp.name) / "server.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._down_for_sql = False
+        try:
+            self._start()
+        except BaseException:
+            self._tmp.cleanup()
+            raise
+        super().__init__(f"http://127.0.0.1:{self.port}")
+
+    @property
+    def description(self) -> str:
+        return f"managed server: {self.command}"
+
+    def argv(self) -> list[str]:
+        python = shlex.quote(sys.executable)
+        text = self.command.replace("{python}", python).replace("{port}", str(self.port))
+        return shlex.split(text.replace("{db}", shlex.quote(self.db)))
+
+    def _start(self) -> None:
+        env = dict(os.environ)
+        # The oms of this environment first on PATH, so `oms serve ...` means this one.
+        env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - handed to the child
+        try:
+            self.proc = subprocess.Popen(
+                self.argv(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            raise TargetError(f"cannot start {self.command!r}: {e}") from None
+        finally:
+            log.close()
+        self.starts += 1
+        self._wait_ready()
+
+    def _wait_ready(self) -> None:
+        import httpx
+
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        url = f"http://127.0.0.1:{self.port}/orders"
+        assert self.proc is not None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TargetError(f"the server exited with {self.proc.returncode} before answering: {self._log_tail()}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.03)
+        self._signal(signal.SIGKILL)
+        raise TargetError(f"the server did not answer GET /orders within {READY_TIMEOUT_S:.0f} s: {self._log_tail()}")
+
+    def _log_tail(self) -> str:
+        try:
+            return " | ".join(self.log_path.read_text(errors="replace").strip().splitlines()[-5:])
+        except OSError:
+            return "(no log)"
+
+    def _signal(self, sig: int) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            self.proc.wait(STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT_S)
+
+    def stop(self) -> None:
+        """SIGTERM, then wait (SIGKILL after a bounded wait)."""
+        self._signal(signal.SIGTERM)
+
+    def restart(self) -> None:
+        self.resume()
+        self.stop()
+        self._start()
+        self._reconnect()
+
+    def crash(self, ops: list[Op]) -> list[dict[str, Any]]:
+        self.resume()
+        results = apply_ops(self.gateway, ops)
+        self._signal(signal.SIGKILL)
+        self._start()
+        self._reconnect()
+        return results
+
+    def crash_stream(self, acks: int, token: str) -> tuple[list[dict[str, Any]], int]:
+        self.resume()
+        acked: list[dict[str, Any]] = []
+        enough = threading.Event()
+        stop = threading.Event()
+
+        def stream() -> None:
+            i = 0
+            while not stop.is_set():
+                try:
+                    order = self.gateway.create(**_stream_order(token, i))
+                except OMSError:
+                    return
+                acked.append(order.to_dict())
+                i += 1
+                if len(acked) >= acks:
+                    enough.set()
+
+        writer = threading.Thread(target=stream, daemon=True)
+        writer.start()
+        if not enough.wait(CHILD_TIMEOUT_S):
+            stop.set()
+            raise TargetError("the server did not acknowledge the stream of creates")
+        before_kill = len(acked)
+        self._signal(signal.SIGKILL)  # the writer is still sending
+        stop.set()
+        writer.join(CHILD_TIMEOUT_S)
+        self._start()
+        self._reconnect()
+        return list(acked), before_kill
+
+    def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Stop the server (SIGTERM) and read its database file directly; ``resume()``
+        starts it again."""
+        import duckdb
+
+        if not self._down_for_sql:
+            self.stop()
+            self._down_for_sql = True
+        if not Path(self.db).is_file():
+            raise NotSupported(f"the server wrote no database file at {{db}} ({self.db})")
+        try:
+            con = duckdb.connect(self.db, read_only=True)
+        except duckdb.Error as e:
+            raise NotSupported(f"{{db}} is not a DuckDB database this pack can read: {e}") from None
+        try:
+            return con.execute(query, params).fetchall()
+        except duckdb.CatalogException as e:
+            raise NotSupported(f"the backend does not have the reference schema: {e}") from None
+        finally:
+            con.close()
+
+    def resume(self) -> None:
+        if self._down_for_sql:
+            self._down_for_sql = False
+            self._start()
+            self._reconnect()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._signal(signal.SIGTERM)
+            self._tmp.cleanup()
+
+
+def _stream_order(token: str, i: int) -> dict[str, Any]:
+    """The i-th create of a crash stream (shared by the child process and the managed target)."""
+    return {"symbol": "STREAM", "side": "BUY", "quantity": i + 1, "price": "1", "client_order_id": f"{token}-S{i}"}
+
+
+def make_target(
+    target: str | None = None, serve: str | None = None, token: str | None = None, log: Path | None = None
+) -> Target:
+    """The target the CLI options describe: a URL, a database path, a command, or (none)
+    a fresh embedded database with the simulated clock."""
+    if serve:
+        return ManagedTarget(serve, log=log)
+    if target and target.startswith(("http://", "https://")):
+        return RemoteTarget(target, token=token)
+    return EmbeddedTarget(target)
+
+
+def order_dict(order: Order) -> dict[str, Any]:
+    return order.to_dict()

@@ -1,0 +1,193 @@
+"""The runner and its reports against the embedded engine (the default target), a bare
+URL, and data with a deliberately wrong expectation."""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from oms.certification import EmbeddedTarget, ManagedTarget, Runner, load
+from oms.certification.checklist import DEFAULT_CHECKLIST, Case, Step
+from oms.certification.cli import main as certify_main
+from oms.certification.report import ENV_BEGIN, ENV_END
+from oms.certification.runner import FAIL, NOT_RUN, PASS
+from oms.cli import build_parser
+
+
+def certify(*argv: str) -> int:
+    return certify_main(build_parser().parse_args(["certify", *argv]))
+
+
+@pytest.fixture(scope="module")
+def default_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two default runs (`oms certify --out DIR`) into the same DIR."""
+    out = tmp_path_factory.mktemp("certify")
+    assert certify("--out", str(out), "--quiet") == 0
+    assert certify("--out", str(out), "--quiet") == 0
+    return out
+
+
+def test_the_default_run_certifies_the_embedded_engine(default_runs: Path) -> None:
+    results = json.loads((default_runs / "run-001" / "results.json").read_text())
+    assert results["verdict"] == "CERTIFIED"
+    assert results["target"] == "embedded engine, fresh database, simulated clock"
+    not_run = [c for c in results["cases"] if c["status"] == NOT_RUN]
+    assert not_run and all(not c["mandatory"] and "raw HTTP" in c["reason"] for c in not_run)
+    assert {c["status"] for c in results["cases"]} == {PASS, NOT_RUN}
+    assert len(results["cases"]) == len(load().cases)
+
+
+def _strip_environment(text: str) -> str:
+    return re.sub(re.escape(ENV_BEGIN) + ".*?" + re.escape(ENV_END), "", text, flags=re.S)
+
+
+def test_a_retest_adds_a_run_and_the_reports_are_identical_apart_from_the_environment(default_runs: Path) -> None:
+    first, second = default_runs / "run-001", default_runs / "run-002"
+    for name in ("report.html", "summary.md"):
+        a, b = (first / name).read_text(), (second / name).read_text()
+        assert a != b  # the environment section differs (run number, time) ...
+        assert _strip_environment(a) == _strip_environment(b)  # ... and nothing else
+    assert (first / "results.json").read_text() == (second / "results.json").read_text()
+
+    def junit(path: Path) -> str:
+        text = re.sub(r' (time|timestamp)="[^"]*"', "", (path / "junit.xml").read_text())
+        return re.sub(r"<properties>.*?</properties>", "", text, flags=re.S)
+
+    assert junit(first) == junit(second)
+    history = (default_runs / "history.md").read_text()
+    assert "[run-001]" in history and "[run-002]" in history
+
+
+def test_the_html_report_is_self_contained_and_shows_every_case(default_runs: Path) -> None:
+    html = (default_runs / "run-001" / "report.html").read_text()
+    assert "<script" not in html and "src=" not in html
+    assert not re.search(r'(href|src)="https?:', html)
+    assert "<svg" in html and ">MODIFIED</text>" in html  # the lifecycle diagram, drawn inline
+    assert 'class="grid"' in html  # the coverage grid
+    for case in load().cases:
+        assert f'id="{case.id}"' in html
+    for field in ("oms version", "git commit", "Python", "DuckDB", "target"):
+        assert f"<td>{field}</td>" in html
+
+
+def test_junit_has_one_testcase_per_case_and_skips_what_did_not_run(default_runs: Path) -> None:
+    root = ET.parse(default_runs / "run-001" / "junit.xml").getroot()
+    cases = root.findall(".//testcase")
+    assert len(cases) == len(load().cases)
+    skipped = [c.get("name") for c in cases if c.find("skipped") is not None]
+    assert skipped and all(name.startswith("SM-") for name in skipped)  # type: ignore[union-attr]
+    assert not root.findall(".//failure")
+
+
+def test_progress_lines_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert certify("--out", str(tmp_path), "--group", "CA") == 0
+    captured = capsys.readouterr()
+    assert "[  1/4] PASS    CA-010 Cancel a NEW order" in captured.err
+    assert captured.out.startswith("CERTIFIED: 4 passed")
+
+
+def test_a_wrong_expectation_fails_the_case_and_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = yaml.safe_load(DEFAULT_CHECKLIST.read_text())
+    data["groups"][0]["cases"][0]["steps"][0]["expect"]["version"] = 2  # OE-010: a NEW order is version 1
+    checklist = tmp_path / "checklist.yaml"
+    checklist.write_text(yaml.safe_dump(data))
+    assert certify("--checklist", str(checklist), "--out", str(tmp_path / "out"), "--case", "OE-010", "--quiet") == 1
+    results = json.loads((tmp_path / "out" / "run-001" / "results.json").read_text())
+    (case,) = results["cases"]
+    assert case["status"] == FAIL and "version is 1, expected 2" in case["reason"]
+    assert [s["ok"] for s in case["steps"]] == [False, None]  # the next step is "not reached"
+    junit = ET.parse(tmp_path / "out" / "run-001" / "junit.xml").getroot()
+    assert len(junit.findall(".//failure")) == 1
+
+
+def test_a_refusal_that_changes_the_order_fails() -> None:
+    """The runner checks that a refused command changed nothing -- against a gateway
+    that refuses a cancel but modifies the order anyway."""
+
+    class Leaky(EmbeddedTarget):
+        @property
+        def gateway(self):  # type: ignore[no-untyped-def]
+            engine = super().gateway
+
+            class Gateway:
+                def __getattr__(self, name: str) -> object:
+                    return getattr(engine, name)
+
+                def cancel(self, order_id: int) -> object:
+                    engine.modify(order_id, quantity=999)
+                    return engine.cancel(order_id)
+
+            return Gateway()
+
+    target = Leaky()
+    try:
+        case = load().case("LC-MODIFIED-CANCEL")
+        result = Runner(target).run_case(case)
+    finally:
+        target.close()
+    assert result.status == FAIL
+    assert "INVALID_TRANSITION" in result.reason
+
+
+def test_an_unsupported_step_is_not_run_never_passed() -> None:
+    case = Case(
+        id="XX-010",
+        group="PB",
+        title="restart",
+        requirement="r",
+        evidence=("orders",),
+        steps=(
+            Step(
+                "create",
+                {"action": "create", "input": {"symbol": "A", "side": "BUY", "quantity": 1, "price": "1"}, "as": "o"},
+            ),
+            Step("http", {"action": "http", "method": "GET", "path": "/orders"}),
+        ),
+    )
+    target = EmbeddedTarget()
+    try:
+        result = Runner(target).run_case(case)
+    finally:
+        target.close()
+    assert result.status == NOT_RUN and "raw HTTP" in result.reason
+    assert [s.ok for s in result.steps] == [None, None]
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[ManagedTarget]:
+    """A real `oms serve` process on a free loopback port (reused as a bare URL)."""
+    server = ManagedTarget("oms serve --db {db} --port {port}")
+    try:
+        yield server
+    finally:
+        server.close()
+    assert server.proc is not None and server.proc.poll() is not None
+
+
+def test_a_bare_url_is_incomplete_restart_and_kill_cases_are_not_run(served: ManagedTarget, tmp_path: Path) -> None:
+    assert certify("--target", served.url, "--out", str(tmp_path), "--quiet") == 2
+    results = json.loads((tmp_path / "run-001" / "results.json").read_text())
+    assert results["verdict"] == "INCOMPLETE"
+    not_run = {c["id"] for c in results["cases"] if c["status"] == NOT_RUN}
+    assert not_run == {c.id for c in load().cases if set(c.requires) & {"restart", "crash", "sql"}}
+    assert {c["status"] for c in results["cases"]} == {PASS, NOT_RUN}  # the http cases ran and passed
+
+
+def test_a_second_run_against_the_same_server_uses_fresh_client_order_ids(
+    served: ManagedTarget, tmp_path: Path
+) -> None:
+    assert certify("--target", served.url, "--out", str(tmp_path), "--group", "IC", "--quiet") == 0
+    assert certify("--target", served.url, "--out", str(tmp_path), "--group", "IC", "--quiet") == 0
+
+
+def test_a_target_that_cannot_start_is_reported_and_incomplete(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert certify("--serve", "{python} -c 'raise SystemExit(3)' {port}", "--out", str(tmp_path)) == 2
+    assert "exited with 3 before answering" in capsys.readouterr().err
