@@ -11,7 +11,15 @@
 
 # %%
 from oms import views
-from oms.notebook import backend_check, lifecycle_mermaid, lifecycle_table, session, sql, status_chart
+from oms.notebook import (
+    backend_check,
+    lifecycle_mermaid,
+    lifecycle_table,
+    order_history,
+    session,
+    sql,
+    status_chart,
+)
 from oms.widgets import StyledOrders
 
 book = session(demo=True)
@@ -38,8 +46,7 @@ StyledOrders(blotter)
 # then executed at its new limit).
 
 # %%
-views.events(gw, 5)[["seq", "action", "from_status", "to_status", "accepted", "quantity", "price",
-                     "executed_price", "at"]]
+order_history(gw, 5)
 
 # %% [markdown]
 # ## Summaries

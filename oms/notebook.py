@@ -119,6 +119,21 @@ def orders_table(orders: list[Order]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+HISTORY_COLUMNS = ["order_id", "seq", "action", "from_status", "to_status", "accepted", "reason", "quantity",
+                   "price", "executed_price", "at"]  # fmt: skip
+
+
+def order_history(gateway: Gateway, order_id: int) -> pd.DataFrame:
+    """``order_id``'s audit log, oldest first. On a shared book where that order does not
+    exist (yet), the most recently created order's; an empty frame for an empty book."""
+    known = {o.order_id for o in gateway.orders()}
+    if order_id not in known:
+        if not known:
+            return views.events(gateway).loc[:, HISTORY_COLUMNS].iloc[0:0]
+        order_id = max(known)
+    return views.events(gateway, order_id).loc[:, HISTORY_COLUMNS]
+
+
 def lifecycle_mermaid() -> Any:
     """The lifecycle as a Markdown ```mermaid block (JupyterLab 4 draws it)."""
     from IPython.display import Markdown

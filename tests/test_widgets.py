@@ -251,3 +251,11 @@ def test_styled_orders_show_colours_as_html_and_the_plain_table_as_text(gw: Engi
     assert STATUS_COLOURS[Status.EXECUTED][0] in styled._repr_html_()
     assert repr(styled).splitlines()[0].split()[:3] == ["order_id", "client_order_id", "symbol"]
     assert "0x" not in repr(styled)
+
+
+def test_order_history_falls_back_to_the_latest_order_and_to_an_empty_frame(gw: Engine) -> None:
+    assert len(notebook.order_history(gw, 5)) == 0
+    notebook.seed_demo_book(gw)
+    assert list(notebook.order_history(gw, 5)["action"]) == ["create", "modify", "execute"]
+    assert set(notebook.order_history(gw, 99)["order_id"]) == {6}
+    assert list(notebook.sql(gw, "SELECT count(*) AS n FROM orders")["n"]) == [6]

@@ -27,9 +27,11 @@ order = book.gateway.create(symbol="INFY", side="BUY", quantity=10, price="1500"
 print(book.shared, book.gateway.target, order.order_id)
 """
 KERNEL_B = """
-from oms.notebook import session
-book = session()
-print(book.shared, book.gateway.target, [o.client_order_id for o in book.gateway.orders()])
+from oms.notebook import backend_check, order_history, session
+book = session(demo=True)  # a shared book is never seeded with the demo orders
+check = backend_check(book.gateway)
+print(book.shared, book.gateway.target, [o.client_order_id for o in book.gateway.orders()],
+      list(order_history(book.gateway, 5)["order_id"]), check["matches_gateway"].tolist())
 """
 
 
@@ -56,7 +58,7 @@ def test_both_notebooks_share_one_served_book_and_everything_stops_cleanly(tmp_p
         a = run_as_kernel(KERNEL_A, env)
         assert a == f"True {url} 1"
         b = run_as_kernel(KERNEL_B, env)
-        assert b == f"True {url} ['FROM-A']"
+        assert b == f"True {url} ['FROM-A'] [1] [True, True]"
 
         # the server wants the token JupyterLab's kernels were given
         assert httpx.get(f"{url}/orders", timeout=5).status_code == 401
