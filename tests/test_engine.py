@@ -188,3 +188,27 @@ def test_cache_misses_read_the_order_back_from_the_store(db_path: Path) -> None:
         with pytest.raises(oms.InvalidTransition):
             gw.cancel(ids[0])
         assert gw.replay() == gw.orders()
+
+
+class BrokenClock:
+    """A clock that fails on its third reading: a bug inside a batch, not a refusal."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    def __call__(self) -> datetime:
+        self.readings += 1
+        if self.readings == 3:
+            raise RuntimeError("clock failed")
+        return datetime(2026, 1, 5, 9, 15, tzinfo=UTC)
+
+
+def test_a_failure_inside_a_batch_answers_every_caller_and_records_nothing_of_it() -> None:
+    with oms.open(":memory:", clock=BrokenClock()) as gw:
+        gw.create(**GOOD)
+        gw.create(**GOOD)
+        with pytest.raises(RuntimeError, match="clock failed"):
+            gw.create(**GOOD)
+        assert [o.order_id for o in gw.orders()] == [1, 2]
+        assert gw.create(**GOOD).order_id == 3  # the engine goes on, ids stay dense
+        assert [e.seq for e in gw.events()] == [1, 2, 3]
