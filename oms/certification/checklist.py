@@ -319,7 +319,7 @@ def generated_cases() -> list[Case]:
         spec: dict[str, Any] = {"action": action.value, "order": "o", "input": _SAMPLE_INPUT[action.value]}
         if to is None:
             spec["refuse"] = {"code": "INVALID_TRANSITION", "message_contains": [action.value, status.value]}
-            title = f"{action.value} of a {status.value} order is refused"
+            title = f"{action.value} of {_article(status.value)} {status.value} order is refused"
             requirement = (
                 f"The lifecycle table has no ({status.value}, {action.value}) transition: the command is refused "
                 f"with INVALID_TRANSITION naming the action and the status, and the order is unchanged."
@@ -341,7 +341,7 @@ def generated_cases() -> list[Case]:
             )
         else:
             spec["expect"] = {"status": to.value}
-            title = f"{action.value} of a {status.value} order gives {to.value}"
+            title = f"{action.value} of {_article(status.value)} {status.value} order gives {to.value}"
             requirement = f"The lifecycle table allows ({status.value}, {action.value}) -> {to.value}."
             exec_type = FIX_EXEC_TYPE[action]
             ord_status = FIX_ORD_STATUS[to]
@@ -387,6 +387,10 @@ def generated_cases() -> list[Case]:
 
 
 _UNKNOWN_READS = ("get", "events")
+
+
+def _article(word: str) -> str:
+    return "an" if word[0] in "AEIOU" else "a"
 
 
 def _status_before(steps: list[Step]) -> Any:
