@@ -28,12 +28,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import oms
+from oms.certification._child import Op, apply_ops, stream_order
 from oms.errors import OMSError
 from oms.gateway import Gateway
 from oms.model import Order
@@ -49,36 +49,6 @@ class NotSupported(Exception):
 
 class TargetError(Exception):
     """The target could not be started or reached at all."""
-
-
-Op = dict[str, Any]
-"""One write for a crash: {action, kwargs, order_id | order_ref, as}."""
-
-
-def apply_ops(
-    gw: Gateway, ops: list[Op], on_result: Callable[[dict[str, Any]], None] | None = None
-) -> list[dict[str, Any]]:
-    """Run ``ops`` in order on ``gw``; each result is {as, ok, order | code, message}.
-
-    Used by the crash child process (and, for a managed server, in this process)."""
-    ids: dict[str, int] = {}
-    out = []
-    for op in ops:
-        try:
-            order_id = op.get("order_id")
-            if op.get("order_ref") is not None:
-                order_id = ids[op["order_ref"]]
-            kwargs = op.get("kwargs", {})
-            order = gw.create(**kwargs) if op["action"] == "create" else getattr(gw, op["action"])(order_id, **kwargs)
-            if op.get("as"):
-                ids[op["as"]] = order.order_id
-            result: dict[str, Any] = {"as": op.get("as"), "ok": True, "order": order.to_dict()}
-        except OMSError as e:
-            result = {"as": op.get("as"), "ok": False, "code": e.code, "message": e.message}
-        out.append(result)
-        if on_result:
-            on_result(result)
-    return out
 
 
 class Target:
@@ -114,6 +84,9 @@ class Target:
     def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
         raise NotSupported(f"{self.kind} target does not speak HTTP")
 
+    def prepare(self, capabilities: set[str]) -> None:
+        """The run ahead needs these capabilities: get ready early (optional)."""
+
     def resume(self) -> None:
         """Make sure the system is up again (after a backend read stopped it)."""
 
@@ -139,9 +112,12 @@ class EmbeddedTarget(Target):
         self.fresh = self._tmp is not None or not Path(self.path).exists()
         self.simulated = self.fresh if simulated is None else simulated
         self._engine: Any = None
+        self._standby: subprocess.Popen[str] | None = None
+        self._child_start: datetime | None = None
         self._open(oms.SimulatedClock() if self.simulated else oms.SystemClock())
 
     def _open(self, clock: Any) -> None:
+        self._clock = clock
         self._engine = oms.open(self.path, clock=clock)
 
     @property
@@ -153,43 +129,42 @@ class EmbeddedTarget(Target):
     def gateway(self) -> Gateway:
         return self._engine  # type: ignore[no-any-return]
 
-    def _resume_clock(self) -> Any:
-        """After a restart the simulated clock continues after the last logged instant."""
-        if not self.simulated:
-            return oms.SystemClock()
-        (last,) = self._engine.arrow("SELECT max(event_at) FROM order_events").to_pylist()[0].values()
-        if last is None:
-            return oms.SimulatedClock()
-        from datetime import UTC
-
-        return oms.SimulatedClock(start=last.replace(tzinfo=UTC) + timedelta(seconds=1))
-
-    def _reopen(self) -> None:
-        self._open(oms.SystemClock())  # read the log's last instant first, then set the clock
-        self._engine.clock = self._resume_clock()
-
     def restart(self) -> None:
         self._engine.close()
-        self._reopen()
+        self._open(self._clock)  # the simulated clock goes on where it was
 
-    def _child(self) -> subprocess.Popen[str]:
-        clock_start = self._engine.clock().isoformat() if self.simulated else ""
+    def prepare(self, capabilities: set[str]) -> None:
+        if "crash" in capabilities and self._standby is None:
+            self._standby = _spawn_child()
+
+    def _child(self, request: dict[str, Any]) -> subprocess.Popen[str]:
+        """A started child (the standby one if there is one) that now owns the database."""
+        child, self._standby = self._standby or _spawn_child(), None
+        self._child_start = self._clock() if self.simulated else None
+        clock_start = self._child_start.isoformat() if self._child_start else ""
         self._engine.close()  # the child must own the file: DuckDB locks it per process
-        return subprocess.Popen(
-            [sys.executable, "-m", "oms.certification._child", self.path, clock_start],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
+        try:
+            if _readline(child, CHILD_TIMEOUT_S).strip() != "READY":
+                raise TargetError("the crash child did not start")
+            assert child.stdin is not None
+            child.stdin.write(json.dumps({"path": self.path, "clock_start": clock_start, **request}) + "\n")
+            child.stdin.flush()
+        except BaseException:
+            _reap(child)
+            self._after_crash(ticks=0)
+            raise
+        return child
+
+    def _after_crash(self, ticks: int) -> None:
+        """Open the file again; the simulated clock goes on after the child's ``ticks`` readings."""
+        if self._child_start is None:
+            self._open(oms.SystemClock())
+        else:
+            self._open(oms.SimulatedClock(start=self._child_start + ticks * self._clock.step))
 
     def crash(self, ops: list[Op]) -> list[dict[str, Any]]:
-        child = self._child()
+        child = self._child({"mode": "ops", "ops": ops})
         try:
-            assert child.stdin and child.stdout
-            child.stdin.write(json.dumps({"mode": "ops", "ops": ops}) + "\n")
-            child.stdin.flush()
             results = []
             for _ in ops:
                 line = _readline(child, CHILD_TIMEOUT_S)
@@ -199,16 +174,14 @@ class EmbeddedTarget(Target):
             _kill9(child)
         finally:
             _reap(child)
-            self._reopen()
+            self._after_crash(ticks=len(ops))
         return results
 
     def crash_stream(self, acks: int, token: str) -> tuple[list[dict[str, Any]], int]:
-        child = self._child()
+        child = self._child({"mode": "stream", "token": token})
         acked: list[dict[str, Any]] = []
         try:
-            assert child.stdin and child.stdout
-            child.stdin.write(json.dumps({"mode": "stream", "token": token}) + "\n")
-            child.stdin.flush()
+            assert child.stdout is not None
             while len(acked) < acks:
                 acked.append(json.loads(_readline(child, CHILD_TIMEOUT_S)))
             before_kill = len(acked)
@@ -218,7 +191,7 @@ class EmbeddedTarget(Target):
                     acked.append(json.loads(line))
         finally:
             _reap(child)
-            self._reopen()
+            self._after_crash(ticks=len(acked) + 1)  # + the one that may have been in flight
         return acked, before_kill
 
     def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
@@ -226,11 +199,25 @@ class EmbeddedTarget(Target):
         return [tuple(row.values()) for row in table.to_pylist()]
 
     def close(self) -> None:
+        if self._standby is not None:
+            _reap(self._standby)
+            self._standby = None
         if self._engine is not None:
             self._engine.close()
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
+
+
+def _spawn_child() -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "oms.certification._child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def _readline(child: subprocess.Popen[str], timeout: float) -> str:
@@ -445,7 +432,7 @@ class ManagedTarget(RemoteTarget):
             i = 0
             while not stop.is_set():
                 try:
-                    order = self.gateway.create(**_stream_order(token, i))
+                    order = self.gateway.create(**stream_order(token, i))
                 except OMSError:
                     return
                 acked.append(order.to_dict())
@@ -499,11 +486,6 @@ class ManagedTarget(RemoteTarget):
         finally:
             self._signal(signal.SIGTERM)
             self._tmp.cleanup()
-
-
-def _stream_order(token: str, i: int) -> dict[str, Any]:
-    """The i-th create of a crash stream (shared by the child process and the managed target)."""
-    return {"symbol": "STREAM", "side": "BUY", "quantity": i + 1, "price": "1", "client_order_id": f"{token}-S{i}"}
 
 
 def make_target(
