@@ -39,6 +39,15 @@ def test_every_hand_written_case_has_a_spaced_id_title_requirement_steps_and_evi
             assert step.describe() and step.expected(), case.id
 
 
+def test_a_case_can_slot_in_between_two_spaced_ids(tmp_path: Path) -> None:
+    def slot_in(data: dict) -> None:  # type: ignore[type-arg]
+        first = dict(data["groups"][0]["cases"][0], id="OE-015", title="slotted in")
+        data["groups"][0]["cases"].insert(1, first)
+
+    ids = [c.id for c in load(_write(tmp_path, slot_in)).group("OE").cases]
+    assert ids[:3] == ["OE-010", "OE-015", "OE-020"]
+
+
 def test_ids_are_unique() -> None:
     ids = [c.id for c in load().cases]
     assert len(ids) == len(set(ids))
@@ -81,7 +90,7 @@ def _write(tmp_path: Path, mutate: object) -> Path:
 @pytest.mark.parametrize(
     ("mutate", "message"),
     [
-        (lambda d: d["groups"][0]["cases"][1].update(id="OE-015"), "spaced by 10"),
+        (lambda d: d["groups"][0]["cases"][1].update(id="OE-005"), "ids increase within a group"),
         (lambda d: d["groups"][0]["cases"][1].update(id="MO-020"), "ids look like OE-010"),
         (lambda d: d["groups"][0]["cases"][0]["steps"][0].update(action="teleport"), "unknown action"),
         (lambda d: d["groups"][0]["cases"][9]["steps"][1].update(refuse="NOPE"), "unknown refusal code"),
