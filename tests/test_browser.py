@@ -78,12 +78,21 @@ def test_order_entered_by_clicks_shows_in_the_rendered_blotter_and_in_the_databa
                 ticket.scroll_into_view_if_needed()
                 page.screenshot(path=str(ARTIFACTS / "order_entry.png"), full_page=False)
                 page.locator(".order-entry").screenshot(path=str(ARTIFACTS / "order_entry_desk.png"))
+
+                # an action by click: the lifecycle leaves no button enabled after EXECUTED
+                page.locator(".order-actions button.widget-button", has_text="Execute").click()
+                expect(blotter.locator("td", has_text=re.compile(r"^\s*EXECUTED\s*$"))).to_have_count(1)
+                for name in ("Modify", "Cancel", "Execute"):
+                    expect(page.locator(".order-actions button.widget-button", has_text=name)).to_be_disabled()
+                expect(history).to_contain_text("execute")
+                page.locator(".order-entry").screenshot(path=str(ARTIFACTS / "order_entry_executed.png"))
             finally:
                 browser.close()
         assert lab.stop() == 0
     # in the database file, which the workbench's server released on exit
     with oms.open(lab.db) as gw:
         [order] = gw.orders()
-        assert (order.symbol, order.quantity, str(order.price), order.client_order_id) == (
-            "WIPRO", 25, "480.5", "BROWSER-1"
+        assert (order.symbol, order.quantity, str(order.price), order.client_order_id, order.status.value) == (
+            "WIPRO", 25, "480.5", "BROWSER-1", "EXECUTED"
         )  # fmt: skip
+        assert [e.action.value for e in gw.events(order.order_id)] == ["create", "execute"]
