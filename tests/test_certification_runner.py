@@ -18,6 +18,8 @@ from oms.certification.cli import main as certify_main
 from oms.certification.report import ENV_BEGIN, ENV_END
 from oms.certification.runner import FAIL, NOT_RUN, PASS
 from oms.cli import build_parser
+from oms.errors import InvalidTransition
+from oms.lifecycle import Status
 
 
 def certify(*argv: str) -> int:
@@ -107,8 +109,8 @@ def test_a_wrong_expectation_fails_the_case_and_the_run(tmp_path: Path, capsys: 
 
 
 def test_a_refusal_that_changes_the_order_fails() -> None:
-    """The runner checks that a refused command changed nothing -- against a gateway
-    that refuses a cancel but modifies the order anyway."""
+    """The runner reads a refused order back: a gateway that refuses a cancel of a
+    MODIFIED order with the right code, but executes the order on the way, is caught."""
 
     class Leaky(EmbeddedTarget):
         @property
@@ -120,19 +122,20 @@ def test_a_refusal_that_changes_the_order_fails() -> None:
                     return getattr(engine, name)
 
                 def cancel(self, order_id: int) -> object:
-                    engine.modify(order_id, quantity=999)
+                    if engine.get(order_id).status is Status.MODIFIED:
+                        engine.execute(order_id)
+                        raise InvalidTransition("cancel", "MODIFIED", order_id)
                     return engine.cancel(order_id)
 
             return Gateway()
 
     target = Leaky()
     try:
-        case = load().case("LC-MODIFIED-CANCEL")
-        result = Runner(target).run_case(case)
+        result = Runner(target).run_case(load().case("LC-MODIFIED-CANCEL"))
     finally:
         target.close()
     assert result.status == FAIL
-    assert "INVALID_TRANSITION" in result.reason
+    assert "refused, but the order changed: status MODIFIED -> EXECUTED" in result.reason
 
 
 def test_an_unsupported_step_is_not_run_never_passed() -> None:

@@ -189,7 +189,7 @@ def junit_xml(result: RunResult, env: dict[str, str]) -> str:
             skipped=str(sum(r.status == NOT_RUN for r in cases)),
             errors="0",
             time=f"{sum(r.seconds for r in cases):.3f}",
-            timestamp=env["finished at"],
+            timestamp=_iso(env["finished at"]),
         )
         props = ET.SubElement(suite, "properties")
         for key, value in env.items():
@@ -212,6 +212,11 @@ def junit_xml(result: RunResult, env: dict[str, str]) -> str:
             ET.SubElement(tc, "system-out").text = steps
     ET.indent(root)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _iso(finished: str) -> str:
+    """JUnit wants an ISO-8601 timestamp without zone: 2026-01-05T09:15:00."""
+    return finished.replace(" UTC", "").replace(" ", "T")
 
 
 def _step_line(s: Any) -> str:

@@ -123,7 +123,10 @@ class EmbeddedTarget(Target):
     @property
     def description(self) -> str:
         clock = "simulated clock" if self.simulated else "system clock"
-        return f"embedded engine, {'fresh database' if self.fresh else 'database ' + self.path}, {clock}"
+        where = "fresh database" if self.fresh else "database"
+        if self._tmp is None:  # a path the user chose (a temporary one would make reports differ)
+            where += f" {self.path}"
+        return f"embedded engine, {where}, {clock}"
 
     @property
     def gateway(self) -> Gateway:
