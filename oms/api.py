@@ -256,18 +256,22 @@ def _submit(gateway: Gateway, command: Command) -> oms.Order:
     if submit is not None:
         order: oms.Order = submit(command)
         return order
-    request = dict(command.request)
-    unknown = sorted(set(request) - set(_ALLOWED.get(command.action, ())))
+    # Any other gateway (a RemoteGateway, when this app relays to another server): its
+    # typed methods, every field passed (None when absent) so that it judges them all.
+    allowed = _ALLOWED.get(command.action, ())
+    unknown = sorted(set(command.request) - set(allowed), key=str)
     if unknown:
-        raise ValidationError([{"field": k, "message": "unknown field"} for k in unknown])
-    assert command.order_id is not None or command.action is Action.CREATE
+        raise ValidationError([{"field": str(k), "message": f"unknown field; expected one of {', '.join(allowed)}"}
+                               for k in unknown])  # fmt: skip
+    r: Any = {name: command.request.get(name) for name in allowed}
+    order_id: Any = command.order_id
     if command.action is Action.CREATE:
-        return gateway.create(**request)
+        return gateway.create(**{**r, "order_type": r["order_type"] or "LIMIT"})
     if command.action is Action.MODIFY:
-        return gateway.modify(command.order_id, **request)  # type: ignore[arg-type]
+        return gateway.modify(order_id, **r)
     if command.action is Action.CANCEL:
-        return gateway.cancel(command.order_id)  # type: ignore[arg-type]
-    return gateway.execute(command.order_id, **request)  # type: ignore[arg-type]
+        return gateway.cancel(order_id)
+    return gateway.execute(order_id, **r)
 
 
 def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:

@@ -371,3 +371,25 @@ def test_concurrent_requests_share_commits_through_the_api(db_path: Path) -> Non
         assert sum(appends) == 128 and len(engine.orders()) == 128
         assert len({o.order_id for o in engine.orders()}) == 128
     assert len(appends) < 128, "every command paid its own commit: no group commit"
+
+
+def test_the_api_relays_to_a_remote_gateway_with_the_same_answers(gw: Engine) -> None:
+    with (
+        ThreadedServer(gw) as server,
+        oms.connect(server.url) as remote,
+        TestClient(create_app(remote)) as relay,
+        TestClient(create_app(gw)) as direct,
+    ):
+        assert relay.post("/order", json=LIMIT_ORDER).json() == direct.get("/order/1").json()
+        for body in (b"{}", b"[]", b'{"symbol":"A","side":"BUY","quantity":"x","price":1}'):
+            relayed, straight = relay.post("/order", content=body), direct.post("/order", content=body)
+            assert assert_canonical_error(relayed, 422, "VALIDATION_ERROR") == straight.json()["detail"]
+        unknown = assert_canonical_error(
+            relay.post("/order", json={**LIMIT_ORDER, "colour": 1}), 422, "VALIDATION_ERROR"
+        )
+        assert [e["field"] for e in unknown["errors"]] == ["colour"]  # typed methods cannot carry it further
+        assert_canonical_error(relay.put("/order/1", json={"quantity": 5, "status": "X"}), 422, "VALIDATION_ERROR")
+        assert_canonical_error(relay.delete("/order/9"), 404, "ORDER_NOT_FOUND")
+        assert relay.post("/order/1/execute", json={"price": 1500}).json()["executed_price"] == 1500
+        assert_canonical_error(relay.delete("/order/1"), 409, "INVALID_TRANSITION")
+        assert relay.get("/orders").json() == direct.get("/orders").json()
