@@ -380,7 +380,11 @@ def generated_cases() -> list[Case]:
                 generated=True,
                 fix="OrderCancelReject 102=1 (Unknown order)"
                 if name in ("modify", "cancel")
-                else ("OrderStatusRequest for an unknown order (App. D G1)" if name in ("get", "events") else None),
+                else (
+                    "OrderStatusRequest 35=H for an unknown order (App. D group G)"
+                    if name in ("get", "events")
+                    else None
+                ),
             )
         )
     return cases
