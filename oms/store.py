@@ -317,8 +317,10 @@ class Store:
 
     def counters(self) -> tuple[int, int, int]:
         """(last seq, last order id, folded seq) -- 0 in a fresh database."""
+        # The last order id comes from the orders (accepted creates), not the log: a refused
+        # command on an unknown id (say 2**63 - 1) is logged with that id and must not move it.
         row = self.fetchone(
-            "SELECT coalesce(max(seq), 0), coalesce(max(order_id), 0), "
+            "SELECT coalesce(max(seq), 0), (SELECT coalesce(max(order_id), 0) FROM orders), "
             "(SELECT folded_seq FROM projection_state) FROM event_log"
         )
         assert row is not None
