@@ -64,8 +64,8 @@ def test_the_pack_fails_a_faulty_server_on_exactly_the_cases_that_show_the_fault
 def test_the_pack_fails_a_server_that_forgets_orders_on_restart(tmp_path: Path) -> None:
     assert certify("--serve", FAULTY % "forgets-on-restart", "--out", str(tmp_path), "--group", "PB") == 1
     data = results(tmp_path)
-    assert by_status(data, "FAIL") == {"PB-010", "PB-020", "PB-030", "PB-040", "PB-050", "PB-080"}
+    assert by_status(data, "FAIL") == {"PB-010", "PB-020", "PB-030", "PB-040", "PB-050", "PB-080", "PB-090"}
     assert by_status(data, "NOT RUN") == {"PB-070"}  # it wrote no database file to read
     reasons = {c["id"]: c["reason"] for c in data["cases"]}
     assert "ORDER_NOT_FOUND" in reasons["PB-010"]
-    assert "acknowledged orders lost" in reasons["PB-080"]
+    assert "acknowledged orders lost" in reasons["PB-090"]

@@ -312,6 +312,11 @@ class Runner:
             elif key == "id_after":
                 if not order.order_id > ctx.aliases[want].order_id:
                     problems.append(f"order_id {order.order_id} is not after {ctx.aliases[want].order_id}")
+            elif key == "id_below_unknown":
+                if not order.order_id < self.unknown_id():
+                    problems.append(
+                        f"order_id {order.order_id} jumped past the unknown id {self.unknown_id()} refused earlier"
+                    )
             elif key == "timestamps":
                 for name in ("created_at", "updated_at"):
                     at = getattr(order, name)
