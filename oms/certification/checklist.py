@@ -324,7 +324,9 @@ def generated_cases() -> list[Case]:
                 f"The lifecycle table has no ({status.value}, {action.value}) transition: the command is refused "
                 f"with INVALID_TRANSITION naming the action and the status, and the order is unchanged."
             )
-            fix = f"refusal as {FIX_REFUSAL[action]}; OrdStatus 39={FIX_ORD_STATUS[status][0]} stays"
+            refusal = FIX_REFUSAL[action]
+            how = "no FIX message (a venue-internal fill)" if refusal.startswith("none") else f"refused with {refusal}"
+            fix = f"{how}; OrdStatus 39={FIX_ORD_STATUS[status][0]} stays"
             evidence: tuple[str, ...] = ("orders", "events")
             steps.append(Step(action.value, spec))
             steps.append(

@@ -32,7 +32,9 @@ def test_cases_md(checklist: Checklist) -> str:
         f"`certification/checklist.yaml`, {sum(c.generated for c in cases)} generated from the lifecycle table "
         "(`LC-*`: every (status, action) cell; `UO-*`: every request on an unknown order). "
         f"{sum(c.mandatory for c in cases)} are mandatory. The plan is in [TEST_PLAN.md](TEST_PLAN.md); the "
-        "sign-off sheet in [CHECKLIST.md](CHECKLIST.md).",
+        "sign-off sheet in [CHECKLIST.md](CHECKLIST.md). In the steps, `-> o` names the resulting order `o` for "
+        "later steps, `unknown` is an order id that does not exist, and `{run}` is a token unique to the run "
+        "(so client order ids never collide with an earlier run against the same server).",
         "",
         "The lifecycle the generated cases cover:",
         "",
