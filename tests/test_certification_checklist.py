@@ -97,6 +97,9 @@ def _write(tmp_path: Path, mutate: object) -> Path:
         (lambda d: d["groups"][0]["cases"][0].update(evidence=[]), "evidence"),
         (lambda d: d["groups"][0]["cases"][0].pop("mandatory"), "missing mandatory"),
         (lambda d: d["groups"][0]["cases"][0].update(colour="red"), "unknown keys colour"),
+        (lambda d: d["groups"][1]["cases"][0]["steps"][1].update(order="p"), "names order 'p', which no earlier"),
+        (lambda d: d["groups"][0]["cases"][0]["steps"][0]["expect"].update(colr="red"), "cannot expect colr"),
+        (lambda d: d["groups"][0]["cases"][9]["steps"][2].update(since="nope"), "no earlier mark"),
     ],
 )
 def test_a_malformed_checklist_is_refused_naming_the_case(tmp_path: Path, mutate: object, message: str) -> None:

@@ -223,6 +223,7 @@ def _case(raw: Any, group: str) -> Case:
     steps = tuple(_step(s, cid) for s in raw["steps"])
     if not steps:
         raise ChecklistError(f"{cid}: a case needs at least one step")
+    _check_aliases(cid, steps)
     evidence = tuple(raw["evidence"])
     bad = [e for e in evidence if e not in EVIDENCE_KINDS]
     if bad or not evidence:
@@ -265,6 +266,50 @@ def _step(raw: Any, cid: str) -> Step:
     if action == "sql" and "query" not in raw:
         raise ChecklistError(f"{cid}: sql needs a query")
     return Step(action=action, spec=dict(raw))
+
+
+ORDER_EXPECT_KEYS = frozenset(
+    {"order_id", "client_order_id", "symbol", "side", "order_type", "quantity", "price", "status", "version",
+     "executed_quantity", "executed_price", "created_at", "updated_at",
+     "same_as", "id_after", "id_below_unknown", "timestamps", "updated_equals_created"}
+)  # fmt: skip
+
+
+def _check_aliases(cid: str, steps: tuple[Step, ...]) -> None:
+    """Every order a step names was made (``as:``) by an earlier step; expectations of an
+    order command name real fields. Mistakes in the data surface at load time."""
+    defined: set[str] = set()
+    marks: set[str] = set()
+
+    def need(name: Any, what: str) -> None:
+        if name != "unknown" and name not in defined:
+            raise ChecklistError(f"{cid}: {what} names order {name!r}, which no earlier step made (as: {name})")
+
+    for step in steps:
+        spec = step.spec
+        for sub in [spec, *spec.get("writes", []), *spec.get("commands", [])]:
+            if "order" in sub:
+                need(sub["order"], f"{sub['action']}")
+            expect = sub.get("expect") or {}
+            if sub["action"] in (*ORDER_COMMANDS, "get"):
+                bad = sorted(set(expect) - ORDER_EXPECT_KEYS)
+                if bad:
+                    raise ChecklistError(f"{cid}: {sub['action']} cannot expect {', '.join(bad)}")
+                for key in ("same_as", "id_after"):
+                    if key in expect:
+                        need(expect[key], key)
+            for key in ("includes", "excludes", "includes_orders"):
+                for name in expect.get(key, []) if sub["action"] in ("orders", "events") else []:
+                    need(name, key)
+            if sub.get("as") and sub["action"] != "mark":
+                defined.add(sub["as"])
+        for param in spec.get("params", []):
+            if isinstance(param, str) and param.startswith("@"):
+                need(param[1:], "a sql parameter")
+        if step.action == "mark":
+            marks.add(spec["as"])
+        if step.action == "unchanged" and spec["since"] not in marks:
+            raise ChecklistError(f"{cid}: unchanged since {spec['since']!r}, but no earlier mark has that name")
 
 
 def describe_race(spec: dict[str, Any]) -> str:
