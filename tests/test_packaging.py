@@ -50,3 +50,19 @@ def test_the_makefile_creates_the_virtualenv_and_installs_chromium() -> None:
 def test_the_console_script_is_installed() -> None:
     out = subprocess.run([Path(sys.executable).parent / "oms", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("oms ")
+
+
+def _run(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", *argv], cwd=ROOT, capture_output=True, text=True)
+
+
+def test_the_code_is_lint_clean_and_formatted() -> None:
+    lint = _run("ruff", "check", "oms", "tests", "benchmarks", "scripts", "conftest.py")
+    assert lint.returncode == 0, lint.stdout
+    fmt = _run("ruff", "format", "--check", "oms", "tests", "benchmarks", "scripts")
+    assert fmt.returncode == 0, fmt.stdout
+
+
+def test_the_package_type_checks_strictly() -> None:
+    out = _run("mypy", "oms")
+    assert out.returncode == 0, out.stdout
