@@ -230,3 +230,14 @@ def test_uvicorn_oms_api_app_serves_oms_db_with_the_token_rule(db_path: Path, tm
     assert "Traceback" not in (tmp_path / "uvicorn.log").read_text()
     with oms.open(db_path) as reopened:
         assert len(reopened.orders()) == 1
+
+
+def test_uvicorn_oms_api_app_on_a_locked_database_fails_in_one_line(serve: Serve, db_path: Path) -> None:
+    holder = serve(db_path)
+    env = {**os.environ, "OMS_DB": str(db_path)}
+    cmd = [sys.executable, "-m", "uvicorn", "oms.api:app", "--port", str(free_port())]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0
+    assert "DATABASE_LOCKED" in done.stderr and str(db_path) in done.stderr
+    assert "Traceback" not in done.stderr + done.stdout
+    assert httpx.get(holder.url + "/orders").status_code == 200
