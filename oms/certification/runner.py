@@ -203,6 +203,8 @@ class Runner:
                 for i, s in enumerate(case.steps, 1)
             ]
             reason = f"the {self.target.kind} target cannot {' or '.join(_CAPABILITY_TEXT[c] for c in missing)}"
+            if self.target.kind == "url":
+                reason += " (certify with --serve CMD to run it)"
             return CaseResult(case, NOT_RUN, reason, steps, seconds=time.perf_counter() - started)
         ctx = _Context()
         result = CaseResult(case, PASS)
