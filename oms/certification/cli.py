@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from oms.certification.checklist import DEFAULT_CHECKLIST, ChecklistError, load
-from oms.certification.runner import PASS, CaseResult, Runner
-from oms.certification.targets import TargetError, make_target
+
+if TYPE_CHECKING:
+    from oms.certification.runner import CaseResult
 
 DEFAULT_OUT = "certification/runs"
 
@@ -57,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _progress(i: int, n: int, r: CaseResult) -> None:
-    tail = "" if r.status == PASS else f" -- {r.reason}"
+    tail = "" if r.status == "PASS" else f" -- {r.reason}"
     print(f"[{i:>3}/{n}] {r.status:<7} {r.case.id} {r.case.title}{tail}", file=sys.stderr, flush=True)
 
 
@@ -82,7 +84,10 @@ def main(args: argparse.Namespace) -> int:
             return 2
         cases = [c for c in cases if c.group in args.group or c.id in args.case]
 
+    # Imported here: `oms --help` and the other commands do not pay for the runner and DuckDB.
     from oms.certification.report import new_run_dir, write_reports
+    from oms.certification.runner import Runner
+    from oms.certification.targets import TargetError, make_target
 
     run_dir = new_run_dir(args.out)
     try:
