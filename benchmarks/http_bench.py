@@ -188,6 +188,8 @@ def main() -> int:
             for proc in procs:
                 stop(proc)
 
+        engine_rate = engine_alone(work / "engine.duckdb", args.rounds)
+
     results = {key: statistics.median(rates) for key, rates in samples.items()}
     for t in targets:
         for clients in args.clients:
@@ -201,9 +203,30 @@ def main() -> int:
             f"{clients} client{'s' if clients > 1 else ' '}: oms/baseline = {ours / base:5.2f}x   "
             f"oms/noop = {ours / noop:4.2f}   (oms {ours:.0f}, baseline {base:.0f}, noop {noop:.0f} ops/s)"
         )
+    ours = results[("oms", args.clients[0])]
+    print(
+        f"the engine alone (oms.open, same mix, no HTTP): {engine_rate:.0f} commands/s -- "
+        f"{args.clients[0]} HTTP client reaches {ours / engine_rate:.0%} of it"
+    )
     if all_errors:
         print("ERRORS:", *all_errors[:10], sep="\n  ")
     return 1 if all_errors else 0
+
+
+def engine_alone(path: Path, rounds: int) -> float:
+    """The same mix straight into the embedded engine: the floor an HTTP request cannot beat."""
+    import oms
+
+    with oms.open(path) as gw:
+        fields = {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": "1500.25"}
+        started = time.perf_counter()
+        for _ in range(rounds):
+            a = gw.create(**fields).order_id  # type: ignore[arg-type]
+            gw.modify(a, price="1499.5")
+            gw.execute(a)
+            gw.cancel(gw.create(**fields).order_id)  # type: ignore[arg-type]
+            gw.execute(gw.create(**fields).order_id)  # type: ignore[arg-type]
+        return rounds * 7 / (time.perf_counter() - started)
 
 
 def _has(module: str) -> bool:
