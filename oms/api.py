@@ -342,8 +342,6 @@ def create_app(
             raise oms.StoreError("the server has no database open (not started, or shutting down)")
         return current  # type: ignore[no-any-return]
 
-    app.state.gateway = gw
-
     # -- errors, translated once --------------------------------------------------------
 
     @app.exception_handler(OMSError)
