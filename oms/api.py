@@ -37,14 +37,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 import oms
 from oms.commands import Command
 from oms.errors import OMSError, Unauthorized, ValidationError
-from oms.gateway import Gateway
+from oms.gateway import TOKEN_ENV, Gateway
 from oms.jsonio import dumps, loads
 from oms.lifecycle import Action, Status
 from oms.validation import CREATE_FIELDS, EXECUTE_FIELDS, MODIFY_FIELDS
 
 log = logging.getLogger("oms.api")
 
-TOKEN_ENV = "OMS_API_TOKEN"
 DB_ENV = "OMS_DB"
 MAX_ORDER_ID = 2**63 - 1
 

@@ -15,6 +15,9 @@ from oms.model import Order, OrderEvent
 
 PriceInput = Decimal | int | float | str
 
+TOKEN_ENV = "OMS_API_TOKEN"
+"""The environment variable that carries the REST API's bearer token."""
+
 
 @runtime_checkable
 class Gateway(Protocol):

@@ -15,8 +15,8 @@ import signal
 import sys
 
 import oms
-from oms.api import TOKEN_ENV
 from oms.errors import OMSError
+from oms.gateway import TOKEN_ENV
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
