@@ -12,13 +12,15 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import oms
-from oms.errors import OMSError
+from oms.errors import OMSError, StoreError
 from oms.gateway import Gateway
 from oms.jsonio import dumps
 from oms.lifecycle import to_markdown, to_mermaid
+from oms.store import MEMORY
 
 # name -> (module, one-line help). The module provides add_arguments() and main().
 SUBSYSTEM_COMMANDS: dict[str, tuple[str, str]] = {
@@ -29,8 +31,13 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def _gateway(args: argparse.Namespace) -> Gateway:
-    gateway: Gateway = oms.connect(args.url, token=args.token) if args.url else oms.open(args.db)
-    return gateway
+    if args.url:
+        remote: Gateway = oms.connect(args.url, token=args.token)
+        return remote
+    if args.reads_only and args.db != MEMORY and not Path(args.db).exists():
+        # A listing never creates a database: a mistyped path must not look like an empty book.
+        raise StoreError(f"{args.db}: no such database: check the path, or create an order there first")
+    return oms.open(args.db)
 
 
 def _add_target(parser: argparse.ArgumentParser) -> None:
@@ -112,10 +119,11 @@ def build_parser() -> argparse.ArgumentParser:
     def gateway_command(name: str, help: str, fn: GatewayCommand) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help, description=help)
         _add_target(p)
-        p.set_defaults(gateway_fn=fn)
+        p.set_defaults(gateway_fn=fn, reads_only=False)
         return p
 
     p = gateway_command("orders", "list orders, sorted by id", _cmd_orders)
+    p.set_defaults(reads_only=True)
     p.add_argument("--status", help="NEW, MODIFIED, CANCELLED or EXECUTED")
     p.add_argument("--symbol")
 
@@ -140,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--price", help="execution price (required for MARKET orders)")
 
     p = gateway_command("events", "the audit log, oldest first (all orders, or one)", _cmd_events)
+    p.set_defaults(reads_only=True)
     p.add_argument("order_id", type=int, nargs="?")
 
     p = sub.add_parser("lifecycle", help="print the lifecycle table", description="print the lifecycle table")

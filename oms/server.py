@@ -19,13 +19,21 @@ from oms.errors import OMSError
 from oms.gateway import TOKEN_ENV
 
 DEFAULT_HOST = "127.0.0.1"
+
+
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to 65535, got {text!r}")
+    return int(text)
+
+
 DEFAULT_PORT = 8000
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db", default=oms.DEFAULT_DB, help="DuckDB file (default: %(default)s)")
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (default: %(default)s)")
+    parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port 1-65535 (default: %(default)s)")
     parser.add_argument(
         "--token",
         help=f"require 'Authorization: Bearer TOKEN' on every request (default: ${TOKEN_ENV}; "

@@ -47,13 +47,6 @@ ORDER_COLUMNS = (
     "order_id", "client_order_id", "symbol", "side", "order_type", "quantity", "price",
     "status", "version", "executed_quantity", "executed_price", "created_at", "updated_at",
 )  # fmt: skip
-EVENT_COLUMNS = (
-    "seq", "order_id", "action", "from_status", "to_status", "accepted", "reason", "message", "event_at",
-    "client_order_id", "symbol", "side", "order_type", "quantity", "price", "version",
-    "executed_quantity", "executed_price", "created_at", "request",
-)  # fmt: skip
-"""The columns of the typed ``order_events`` view over the log."""
-
 _ORDER_TABLE_COLUMNS = """
     order_id BIGINT NOT NULL, client_order_id VARCHAR, symbol VARCHAR NOT NULL,
     side VARCHAR NOT NULL, order_type VARCHAR NOT NULL, quantity BIGINT NOT NULL,
@@ -119,13 +112,19 @@ def _ts_text(at: datetime) -> str:
     return _naive_utc(at).isoformat(sep=" ", timespec="milliseconds")
 
 
+MAX_STORED_TEXT = 256
+"""Longer text in a refused request is kept cut to this length in the audit log."""
+
+
 def _json_safe(value: Any) -> Any:
-    """Request values as valid JSON: exact decimals and odd floats become text."""
+    """Request values as valid JSON: exact decimals and odd floats become text, long text is cut."""
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_json_safe(v) for v in value]
-    if value is None or isinstance(value, (bool, str)):
+    if isinstance(value, str):
+        return value if len(value) <= MAX_STORED_TEXT else value[:MAX_STORED_TEXT] + "…"
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
         return value if -(2**63) <= value < 2**63 else str(value)
@@ -408,7 +407,12 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
         finally:
             probe.close()
     else:
-        file.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreError(
+                f"{path}: cannot create its folder ({e.strerror}): pass a path in a writable folder"
+            ) from None
     return _open(path, read_only=False)
 
 

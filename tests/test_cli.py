@@ -62,3 +62,12 @@ def test_events_show_refused_commands(capsys: pytest.CaptureFixture[str], db_pat
 def test_lifecycle_prints_the_table_and_the_diagram(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "lifecycle")[1].startswith("| from \\ action | modify | cancel | execute |")
     assert run(capsys, "lifecycle", "--format", "mermaid")[1].startswith("stateDiagram-v2")
+
+
+def test_listing_a_missing_database_says_so_and_creates_nothing(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "typo" / "oms.duckdb"
+    code, _, err = run(capsys, "orders", "--db", str(missing))
+    assert code == 1 and err.startswith(f"STORE_ERROR: {missing}: no such database")
+    assert not (tmp_path / "typo").exists()

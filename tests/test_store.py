@@ -133,3 +133,11 @@ def test_order_events_are_append_only_in_the_file(db_path: Path) -> None:
         after = gw.arrow("SELECT * FROM order_events ORDER BY seq")
     assert after.slice(0, snapshot.num_rows).equals(snapshot)
     assert after.num_rows == snapshot.num_rows + 2
+
+
+def test_a_path_whose_folder_cannot_be_made_is_refused_in_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(oms.StoreError) as caught:
+        oms.open(blocker / "oms.duckdb")
+    assert str(blocker / "oms.duckdb") in caught.value.message and "writable folder" in caught.value.message
