@@ -36,11 +36,20 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import oms
 from oms.commands import Command
-from oms.errors import OMSError, Unauthorized, ValidationError
+from oms.errors import OMSError, PayloadTooLarge, Unauthorized, ValidationError
 from oms.gateway import TOKEN_ENV, Gateway
 from oms.jsonio import dumps, loads
 from oms.lifecycle import Action, Status
-from oms.validation import CREATE_FIELDS, EXECUTE_FIELDS, MODIFY_FIELDS
+from oms.validation import (
+    CLIENT_ORDER_ID_PATTERN,
+    CREATE_FIELDS,
+    EXECUTE_FIELDS,
+    MAX_PRICE,
+    MAX_QUANTITY,
+    MODIFY_FIELDS,
+    SYMBOL_PATTERN,
+    shown,
+)
 
 log = logging.getLogger("oms.api")
 
@@ -60,14 +69,14 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # enums in any case, prices as JSON numbers (or decimal strings), null for "not given".
 _PRICE: dict[str, Any] = {
     "anyOf": [
-        {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 10**12},
+        {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": int(MAX_PRICE)},
         {"type": "string", "description": 'a decimal number as text, e.g. "1500.25"'},
         {"type": "null"},
     ],
     "description": "exact decimal, 0 < price < 10^12, at most 4 decimal places",
     "example": 1500.25,
 }
-_QUANTITY: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": 10**9, "example": 100}
+_QUANTITY: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY, "example": 100}
 
 
 def _any_case(*words: str) -> str:
@@ -79,7 +88,7 @@ CREATE_BODY: dict[str, Any] = {
     "properties": {
         "symbol": {
             "type": "string",
-            "pattern": "^[A-Za-z0-9._-]{1,16}$",
+            "pattern": f"^{SYMBOL_PATTERN.pattern}$",
             "description": "stored upper-case",
             "example": "INFY",
         },
@@ -93,7 +102,7 @@ CREATE_BODY: dict[str, Any] = {
         "price": {**_PRICE, "description": "required for LIMIT, absent or null for MARKET; " + _PRICE["description"]},
         "client_order_id": {
             "type": ["string", "null"],
-            "pattern": "^[\\x21-\\x7e]{1,64}$",
+            "pattern": f"^{CLIENT_ORDER_ID_PATTERN.pattern}$",
             "description": "optional, unique: 1-64 printable ASCII characters, no spaces",
         },
     },
@@ -202,9 +211,33 @@ def _plain_error(status: int, code: str, message: str, **extra: Any) -> Response
 NO_BODY: Any = object()
 
 
+MAX_BODY = 64 * 1024
+"""Bytes a request body may have; an order fits in a few hundred."""
+
+
+def _check_query(request: Request, allowed: tuple[str, ...]) -> None:
+    """Refuse a misspelt or repeated filter instead of silently ignoring it."""
+    errors = [
+        {"field": shown(k), "message": f"unknown filter; expected one of {', '.join(allowed)}"}
+        for k in sorted(set(request.query_params))
+        if k not in allowed
+    ]
+    errors += [
+        {"field": k, "message": "given more than once"} for k in allowed if len(request.query_params.getlist(k)) > 1
+    ]
+    if errors:
+        raise ValidationError(errors)
+
+
 async def _json_body(request: Request) -> Any:
-    """The request body as exact JSON (NO_BODY when empty). Malformed -> VALIDATION_ERROR."""
+    """The request body as exact JSON (NO_BODY when empty). Malformed -> VALIDATION_ERROR;
+    larger than MAX_BODY -> PAYLOAD_TOO_LARGE."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {int(declared):,} bytes; at most {MAX_BODY:,} are accepted")
     raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"the body has {len(raw):,} bytes; at most {MAX_BODY:,} are accepted")
     if not raw.strip():
         return NO_BODY
     try:
@@ -418,7 +451,8 @@ def create_app(
         response_model=None,
         responses={**_ok(list[OrderOut], "the orders"), **_refusals(422)},
     )
-    def list_orders(status: str | None = StatusFilter, symbol: str | None = SymbolFilter) -> Response:
+    def list_orders(request: Request, status: str | None = StatusFilter, symbol: str | None = SymbolFilter) -> Response:
+        _check_query(request, ("status", "symbol"))
         orders = gw().orders(status=status, symbol=symbol)
         return _json([o.to_dict() for o in orders])
 

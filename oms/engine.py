@@ -31,7 +31,7 @@ from oms.gateway import PriceInput
 from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent
 from oms.store import DEFAULT_DB, MEMORY, Store, event_row
-from oms.validation import SYMBOL_PATTERN, validate_order_id
+from oms.validation import SYMBOL_PATTERN, shown, validate_order_id
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -369,10 +369,10 @@ def check_filters(status: str | None, symbol: str | None) -> tuple[str | None, s
     """Validate the ``status`` / ``symbol`` filters of an order listing."""
     if status is not None:
         if not isinstance(status, str) or status.upper() not in Status.__members__:
-            raise ValidationError(f"must be one of {'|'.join(Status)}, got {status!r}", "status")
+            raise ValidationError(f"must be one of {'|'.join(Status)}, got {shown(status)}", "status")
         status = status.upper()
     if symbol is not None:
         if not isinstance(symbol, str) or not SYMBOL_PATTERN.fullmatch(symbol):
-            raise ValidationError(f"must be 1-16 letters, digits or . - _, got {symbol!r}", "symbol")
+            raise ValidationError(f"must be 1-16 letters, digits or . - _, got {shown(symbol)}", "symbol")
         symbol = symbol.upper()
     return status, symbol

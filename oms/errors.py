@@ -11,6 +11,7 @@ the widgets into an inline line of text.
     ├── InvalidTransition        INVALID_TRANSITION         409  the lifecycle refuses
     ├── DuplicateClientOrderId   DUPLICATE_CLIENT_ORDER_ID  409
     ├── PriceOutsideLimit        PRICE_OUTSIDE_LIMIT        409  execution worse than the limit
+    ├── PayloadTooLarge          PAYLOAD_TOO_LARGE          413  (REST only)
     ├── Unauthorized             UNAUTHORIZED               401  (REST only)
     └── StoreError               STORE_ERROR                503  the database cannot be used
         ├── DatabaseLocked       DATABASE_LOCKED
@@ -92,6 +93,11 @@ class DuplicateClientOrderId(OMSError):
 class PriceOutsideLimit(OMSError):
     code = "PRICE_OUTSIDE_LIMIT"
     http_status = 409
+
+
+class PayloadTooLarge(OMSError):
+    code = "PAYLOAD_TOO_LARGE"
+    http_status = 413
 
 
 class Unauthorized(OMSError):

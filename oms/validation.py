@@ -7,6 +7,7 @@ reported together in one ValidationError (VALIDATION_ERROR). Checks that need th
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -42,6 +43,24 @@ class Amendment:
     price: Decimal | None
 
 
+MAX_SHOWN = 40
+
+
+def shown(value: Any) -> str:
+    """A bad value as a message shows it: JSON-like, never longer than MAX_SHOWN characters."""
+    if value is None:
+        text = "null"
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, str):
+        text = json.dumps(value[: MAX_SHOWN + 1], ensure_ascii=False)
+    elif isinstance(value, (int, float, Decimal)):
+        text = str(value)
+    else:
+        text = type(value).__name__
+    return text if len(text) <= MAX_SHOWN else text[: MAX_SHOWN - 1] + "…"
+
+
 class _Errors:
     """Collects one message per bad field."""
 
@@ -58,15 +77,15 @@ class _Errors:
 
 def _check_unknown(request: dict[str, Any], allowed: tuple[str, ...], errors: _Errors) -> None:
     for key in sorted(set(request) - set(allowed), key=str):
-        errors.add(str(key), f"unknown field; expected one of {', '.join(allowed)}")
+        errors.add(shown(key).strip('"'), f"unknown field; expected one of {', '.join(allowed)}")
 
 
 def parse_quantity(value: Any, field: str = "quantity") -> int:
     """An integer 1..10^9 (bools and fractional numbers are refused)."""
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, (float, Decimal)) or value is None:
-            raise ValidationError(f"must be a whole number, got {value!r}", field)
-        raise ValidationError(f"must be a whole number, got {type(value).__name__} {value!r}", field)
+            raise ValidationError(f"must be a whole number, got {shown(value)}", field)
+        raise ValidationError(f"must be a whole number, got {shown(value)}", field)
     if not 1 <= value <= MAX_QUANTITY:
         raise ValidationError(f"must be between 1 and {MAX_QUANTITY:,}, got {value}", field)
     return value
@@ -79,15 +98,15 @@ def parse_price(value: Any, field: str = "price") -> Decimal:
     1500.25 means exactly 1500.25).
     """
     if isinstance(value, bool) or not isinstance(value, (Decimal, int, float, str)):
-        raise ValidationError(f"must be a decimal number, got {value!r}", field)
+        raise ValidationError(f"must be a decimal number, got {shown(value)}", field)
     if isinstance(value, float) and not math.isfinite(value):
-        raise ValidationError(f"must be finite, got {value!r}", field)
+        raise ValidationError(f"must be finite, got {shown(value)}", field)
     try:
         price = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
     except InvalidOperation:
-        raise ValidationError(f"must be a decimal number, got {value!r}", field) from None
+        raise ValidationError(f"must be a decimal number, got {shown(value)}", field) from None
     if not price.is_finite():
-        raise ValidationError(f"must be finite, got {value!r}", field)
+        raise ValidationError(f"must be finite, got {shown(value)}", field)
     if price <= 0:
         raise ValidationError(f"must be greater than 0, got {value}", field)
     if price >= MAX_PRICE:
@@ -104,7 +123,7 @@ def _parse_enum(value: Any, enum: type[Side] | type[OrderType], field: str, erro
     choices = "|".join(m.value for m in enum)
     if isinstance(value, str) and value.upper() in enum.__members__:
         return enum(value.upper())
-    errors.add(field, f"must be {choices}, got {value!r}")
+    errors.add(field, f"must be {choices}, got {shown(value)}")
     return None
 
 
@@ -123,7 +142,7 @@ def validate_new_order(request: dict[str, Any]) -> NewOrder:
 
     symbol = request.get("symbol")
     if not isinstance(symbol, str) or not SYMBOL_PATTERN.fullmatch(symbol):
-        errors.add("symbol", f"must be 1-16 letters, digits or . - _, got {symbol!r}")
+        errors.add("symbol", f"must be 1-16 letters, digits or . - _, got {shown(symbol)}")
         symbol = None
     side = _parse_enum(request.get("side"), Side, "side", errors)
     raw_type = request.get("order_type")
@@ -143,7 +162,7 @@ def validate_new_order(request: dict[str, Any]) -> NewOrder:
     if client_order_id is not None and (
         not isinstance(client_order_id, str) or not CLIENT_ORDER_ID_PATTERN.fullmatch(client_order_id)
     ):
-        errors.add("client_order_id", f"must be 1-64 printable characters without spaces, got {client_order_id!r}")
+        errors.add("client_order_id", f"must be 1-64 printable characters without spaces, got {shown(client_order_id)}")
 
     errors.raise_if_any()
     assert isinstance(symbol, str)
@@ -179,5 +198,5 @@ def validate_execution(request: dict[str, Any]) -> Decimal | None:
 
 def validate_order_id(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValidationError(f"must be a positive whole number, got {value!r}", "order_id")
+        raise ValidationError(f"must be a positive whole number, got {shown(value)}", "order_id")
     return value
