@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 from oms.errors import DuplicateClientOrderId, ValidationError
 from oms.lifecycle import INITIAL_STATUS, Action
 from oms.model import PRICE_PLACES
-from oms.validation import CREATE_FIELDS, MAX_PRICE, MAX_QUANTITY, SYMBOL_PATTERN, parse_price
+from oms.validation import CREATE_FIELDS, MAX_QUANTITY, SYMBOL_PATTERN, parse_price
 
 PRICE_TYPE = pa.decimal128(16, PRICE_PLACES)
 MAX_REPORTED_ROWS = 5
@@ -86,23 +86,8 @@ def _enum(column: pa.ChunkedArray, choices: tuple[str, ...], field: str, report:
 
 def _prices(column: pa.ChunkedArray, report: _Report) -> pa.Array:
     """Exact decimal prices; nulls stay null (the LIMIT/MARKET rule is checked after)."""
-    if pa.types.is_floating(column.type):
-        values = column.to_numpy(zero_copy_only=False).astype(float)
-        present = ~np.isnan(values)
-        units = np.rint(values * 10**PRICE_PLACES)
-        inexact = present & (np.abs(units - values * 10**PRICE_PLACES) > 1e-6 * np.maximum(1.0, np.abs(units)))
-        report.rows("price", inexact, f"at most {PRICE_PLACES} decimal places")
-        out_of_range = present & ((values <= 0) | (values >= float(MAX_PRICE)))
-        report.rows("price", out_of_range, "must be greater than 0 and less than 10^12")
-        present &= ~out_of_range
-        valid = present & ~inexact
-        # A decimal128 is a 16-byte little-endian integer of units; prices are positive,
-        # so the high 8 bytes are zero.
-        words = np.zeros((len(values), 2), dtype=np.int64)
-        words[:, 0] = np.where(valid, units, 0)
-        validity = pa.array(valid).buffers()[1]
-        return pa.Array.from_buffers(PRICE_TYPE, len(values), [validity, pa.py_buffer(words)])
-    # integers, decimals, text or mixed objects: parse one by one, exactly like single creates
+    # Each price goes through the one parser single creates use, so both paths agree exactly
+    # (a float is read from its shortest repr: 0.1 is 0.1, and 0.1 + 0.2 is refused).
     parsed: list[Any] = column.to_pylist()
     out: list[Decimal | None] = []
     bad = np.zeros(len(parsed), dtype=bool)

@@ -123,3 +123,12 @@ def test_big_loads_stay_readable_and_ids_continue(db_path: Path) -> None:
     with oms.open(db_path) as gw:
         assert len(views.blotter(gw)) == 2 * n + 11
         assert gw.get(1).status is oms.Status.CANCELLED
+
+
+def test_float_prices_get_exactly_the_single_create_verdict(gw: Engine) -> None:
+    for price in (999999999999.9999, 0.1 + 0.2, 1e-5):
+        assert bulk_verdict({"symbol": "A", "side": "BUY", "quantity": 1, "price": price}) == single_verdict(
+            {"symbol": "A", "side": "BUY", "quantity": 1, "price": price}
+        )
+    gw.bulk_create(pd.DataFrame({"symbol": ["A"], "side": ["BUY"], "quantity": [1], "price": [999999999999.9999]}))
+    assert gw.orders()[0].price == Decimal("999999999999.9999")
