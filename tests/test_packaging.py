@@ -66,3 +66,12 @@ def test_the_code_is_lint_clean_and_formatted() -> None:
 def test_the_package_type_checks_strictly() -> None:
     out = _run("mypy", "oms")
     assert out.returncode == 0, out.stdout
+
+
+def test_the_readme_python_example_runs(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```python\nimport oms\n\nwith oms.open")
+    example = readme[start + len("```python\n") : readme.index("```", start + 10)]
+    out = subprocess.run([sys.executable, "-c", example], cwd=tmp_path, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "data" / "oms.duckdb").exists()

@@ -36,7 +36,6 @@ import oms
 from oms.certification._child import Op, apply_ops, stream_order
 from oms.errors import OMSError
 from oms.gateway import Gateway
-from oms.model import Order
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -501,7 +500,3 @@ def make_target(
     if target and target.startswith(("http://", "https://")):
         return RemoteTarget(target, token=token)
     return EmbeddedTarget(target)
-
-
-def order_dict(order: Order) -> dict[str, Any]:
-    return order.to_dict()
