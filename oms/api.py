@@ -29,6 +29,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
@@ -36,6 +37,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import oms
 from oms.commands import Command
+from oms.committer import Committer
+from oms.engine import Engine
 from oms.errors import OMSError, PayloadTooLarge, Unauthorized, ValidationError
 from oms.gateway import TOKEN_ENV, Gateway
 from oms.jsonio import dumps, loads
@@ -341,6 +344,8 @@ def create_app(
             try:
                 yield
             finally:
+                if holder.get("committer") is not None:
+                    holder.pop("committer").close()
                 if on_shutdown is not None:
                     on_shutdown()
             return
@@ -355,6 +360,8 @@ def create_app(
             yield
         finally:
             holder["gateway"] = None
+            if holder.get("committer") is not None:
+                holder.pop("committer").close()
             opened.close()
 
     app = FastAPI(
@@ -367,6 +374,18 @@ def create_app(
         ),
         lifespan=lifespan,
     )
+
+    async def submit(command: Command) -> oms.Order:
+        """Commands go to the committer's writer thread (the engine, group-committed), or,
+        for any other gateway, through the thread pool."""
+        gateway = gw()
+        if isinstance(gateway, Engine):
+            committer = holder.get("committer")
+            if committer is None or committer.engine is not gateway:
+                committer = holder["committer"] = Committer(gateway)
+            result: oms.Order = await committer.submit(command)
+            return result
+        return await run_in_threadpool(_submit, gateway, command)
 
     def gw() -> Gateway:
         current = holder["gateway"]
@@ -407,8 +426,8 @@ def create_app(
         responses={**_ok(OrderOut, "the order, NEW", 201), **_refusals(409, 422)},
         openapi_extra=_body(CREATE_BODY, True),
     )
-    def create_order(body: JsonBody) -> Response:
-        order = _submit(gw(), Command(Action.CREATE, None, _object(body, required=True)))
+    async def create_order(body: JsonBody) -> Response:
+        order = await submit(Command(Action.CREATE, None, _object(body, required=True)))
         return _json(order.to_dict(), 201)
 
     @app.put(
@@ -418,8 +437,8 @@ def create_app(
         responses={**_ok(OrderOut, "the order, MODIFIED"), **_refusals(404, 409, 422)},
         openapi_extra=_body(MODIFY_BODY, True),
     )
-    def modify_order(order_id: OrderId, body: JsonBody) -> Response:
-        order = _submit(gw(), Command(Action.MODIFY, order_id, _object(body, required=True)))
+    async def modify_order(order_id: OrderId, body: JsonBody) -> Response:
+        order = await submit(Command(Action.MODIFY, order_id, _object(body, required=True)))
         return _json(order.to_dict())
 
     @app.delete(
@@ -428,8 +447,8 @@ def create_app(
         response_model=None,
         responses={**_ok(OrderOut, "the order, CANCELLED"), **_refusals(404, 409, 422)},
     )
-    def cancel_order(order_id: OrderId, body: JsonBody) -> Response:
-        order = _submit(gw(), Command(Action.CANCEL, order_id, _object(body, required=False)))
+    async def cancel_order(order_id: OrderId, body: JsonBody) -> Response:
+        order = await submit(Command(Action.CANCEL, order_id, _object(body, required=False)))
         return _json(order.to_dict())
 
     @app.post(
@@ -439,8 +458,8 @@ def create_app(
         responses={**_ok(OrderOut, "the order, EXECUTED"), **_refusals(404, 409, 422)},
         openapi_extra=_body(EXECUTE_BODY, False),
     )
-    def execute_order(order_id: OrderId, body: JsonBody) -> Response:
-        order = _submit(gw(), Command(Action.EXECUTE, order_id, _object(body, required=False)))
+    async def execute_order(order_id: OrderId, body: JsonBody) -> Response:
+        order = await submit(Command(Action.EXECUTE, order_id, _object(body, required=False)))
         return _json(order.to_dict())
 
     # -- reads ----------------------------------------------------------------------------

@@ -163,6 +163,19 @@ class Engine:
                 self._drain()
         return ticket.outcome()
 
+    def submit_many(self, commands: list[Command]) -> list[Order | OMSError]:
+        """Decide and commit ``commands`` as one batch (with anything else queued); returns,
+        in order, each command's order or its refusal (refusals are logged, not raised)."""
+        tickets = [_Ticket(command) for command in commands]
+        with self._queue_lock:
+            if self._closed:
+                raise StoreError(f"{self.path} is closed")
+            self._queue.extend(tickets)
+        with self._write_lock:
+            if not all(ticket.done for ticket in tickets):
+                self._drain()
+        return [ticket.error if ticket.error is not None else ticket.outcome() for ticket in tickets]
+
     def _drain(self) -> None:
         """Decide every queued command in order, append their events in one statement,
         then answer them all. Whatever goes wrong, every ticket of the batch is answered."""

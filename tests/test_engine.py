@@ -212,3 +212,19 @@ def test_a_failure_inside_a_batch_answers_every_caller_and_records_nothing_of_it
         assert [o.order_id for o in gw.orders()] == [1, 2]
         assert gw.create(**GOOD).order_id == 3  # the engine goes on, ids stay dense
         assert [e.seq for e in gw.events()] == [1, 2, 3]
+
+
+def test_submit_many_commits_a_batch_and_answers_each_command_in_order(gw: Engine) -> None:
+    from oms.commands import Command
+
+    outcomes = gw.submit_many(
+        [
+            Command(oms.Action.CREATE, None, dict(GOOD)),
+            Command(oms.Action.CANCEL, 1),
+            Command(oms.Action.EXECUTE, 1),  # refused: the cancel before it in the same batch won
+            Command(oms.Action.CREATE, None, {**GOOD, "quantity": 0}),
+        ]
+    )
+    assert [type(o).__name__ for o in outcomes] == ["Order", "Order", "InvalidTransition", "ValidationError"]
+    assert gw.get(1).status is oms.Status.CANCELLED
+    assert [(e.seq, e.accepted) for e in gw.events()] == [(1, True), (2, True), (3, False), (4, False)]
