@@ -45,14 +45,17 @@ except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
 DEFAULT_DB = "data/oms.duckdb"
 
 
-def open(path: str | os.PathLike[str] = DEFAULT_DB, *, clock: Clock | None = None) -> Engine:
+def open(
+    path: str | os.PathLike[str] = DEFAULT_DB, *, clock: Clock | None = None, threads: int | None = None
+) -> Engine:
     """Open the embedded gateway on a DuckDB file (created if missing) or ``":memory:"``.
 
-    Raises StoreError subclasses (DATABASE_LOCKED, NOT_A_DATABASE, SCHEMA_TOO_NEW) that
-    name the file and what to do."""
+    ``threads`` caps DuckDB's worker threads (default: one per core, best for analytics;
+    a server of one-row transactions is faster with 1). Raises StoreError subclasses
+    (DATABASE_LOCKED, NOT_A_DATABASE, SCHEMA_TOO_NEW) that name the file and what to do."""
     from oms.engine import Engine
 
-    return Engine(path, clock=clock)
+    return Engine(path, clock=clock, threads=threads)
 
 
 def connect(url: str, *, token: str | None = None, **kwargs: Any) -> RemoteGateway:

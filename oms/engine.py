@@ -86,6 +86,7 @@ class Engine:
         *,
         clock: Clock | None = None,
         cache_size: int = 100_000,
+        threads: int | None = None,
     ) -> None:
         self.path = str(path)
         self.clock: Clock = clock or SystemClock()
@@ -93,7 +94,7 @@ class Engine:
         with _open_files_lock:
             if self._key != MEMORY and self._key in _open_files:
                 raise StoreError(f"{self.path} is already open in this process: use that gateway, or close it first")
-            self._store = Store(self.path)
+            self._store = Store(self.path, threads=threads)
             if self._key != MEMORY:
                 _open_files[self._key] = self
         self._cache = _Cache(cache_size)

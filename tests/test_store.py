@@ -141,3 +141,14 @@ def test_a_path_whose_folder_cannot_be_made_is_refused_in_one_line(tmp_path: Pat
     with pytest.raises(oms.StoreError) as caught:
         oms.open(blocker / "oms.duckdb")
     assert str(blocker / "oms.duckdb") in caught.value.message and "writable folder" in caught.value.message
+
+
+def test_threads_caps_duckdb_workers_and_a_bad_value_opens_nothing(db_path: Path) -> None:
+    with oms.open(db_path, threads=1) as gw:
+        assert gw._store.fetchone("SELECT current_setting('threads')") == (1,)
+        gw.create(symbol="INFY", side="BUY", quantity=1, price="1")
+    for bad in (0, -1, True, 1.5, "2"):
+        with pytest.raises(ValueError, match="threads must be a positive integer"):
+            oms.open(db_path, threads=bad)  # type: ignore[arg-type]
+    with oms.open(db_path) as gw:  # nothing was left holding the file
+        assert len(gw.orders()) == 1
