@@ -1,0 +1,118 @@
+"""The API's group commit (oms.committer) on a real event loop and a real DuckDB file:
+commands submitted in the same loop turn share one commit, each waiter gets its own
+answer, and nothing is answered before it is committed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import oms
+from oms.commands import Command
+from oms.committer import Committer
+from oms.engine import Engine
+
+CREATE = {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": "1500.25"}
+
+
+def counting_appends(engine: Engine) -> list[int]:
+    """Record the number of rows of every commit the engine makes."""
+    appends: list[int] = []
+    real_append = engine._store.append
+
+    def append(rows: Any) -> None:
+        real_append(rows)
+        appends.append(len(rows))
+
+    engine._store.append = append  # type: ignore[method-assign]
+    return appends
+
+
+def test_commands_of_one_loop_turn_share_one_commit(db_path: Path) -> None:
+    with oms.open(db_path, clock=oms.SimulatedClock()) as engine:
+        appends = counting_appends(engine)
+
+        async def main() -> list[oms.Order]:
+            committer = Committer(engine)
+            creates = (committer.submit(Command(oms.Action.CREATE, None, CREATE)) for _ in range(20))
+            return await asyncio.gather(*creates)
+
+        orders = asyncio.run(main())
+        assert appends == [20]
+        assert [o.order_id for o in orders] == list(range(1, 21))
+    with oms.open(db_path) as reopened:  # answered means committed
+        assert len(reopened.orders()) == 20
+
+
+def test_each_waiter_gets_its_own_answer_and_refusals_are_logged(gw: Engine) -> None:
+    order = gw.create(**CREATE)  # type: ignore[arg-type]
+
+    async def main() -> list[Any]:
+        committer = Committer(gw)
+        commands = [
+            Command(oms.Action.CANCEL, order.order_id),
+            Command(oms.Action.EXECUTE, order.order_id),  # refused: cancelled just before, same batch
+            Command(oms.Action.MODIFY, 99, {"price": "1"}),  # refused: no such order
+            Command(oms.Action.CREATE, None, {**CREATE, "quantity": 0}),  # refused: bad quantity
+        ]
+        return await asyncio.gather(*(committer.submit(c) for c in commands), return_exceptions=True)
+
+    cancelled, refused_execute, not_found, invalid = asyncio.run(main())
+    assert cancelled.status is oms.Status.CANCELLED
+    assert isinstance(refused_execute, oms.InvalidTransition)
+    assert isinstance(not_found, oms.OrderNotFound)
+    assert isinstance(invalid, oms.ValidationError) and invalid.errors[0]["field"] == "quantity"
+    events = gw.events()
+    assert [(e.action.value, e.accepted, e.reason) for e in events[1:]] == [
+        ("cancel", True, None),
+        ("execute", False, "INVALID_TRANSITION"),
+        ("modify", False, "ORDER_NOT_FOUND"),
+        ("create", False, "VALIDATION_ERROR"),
+    ]
+
+
+def test_a_waiter_that_goes_away_does_not_undo_its_command(gw: Engine) -> None:
+    async def main() -> None:
+        committer = Committer(gw)
+        task = asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
+        await asyncio.sleep(0)  # the command is queued for the next turn
+        task.cancel()  # the client disconnected
+        await asyncio.sleep(0.01)
+        assert task.cancelled()
+
+    asyncio.run(main())
+    assert [o.order_id for o in gw.orders()] == [1]
+
+
+def test_close_commits_what_waits_and_refuses_what_comes_after(gw: Engine) -> None:
+    async def main() -> None:
+        committer = Committer(gw)
+        waiting = asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
+        await asyncio.sleep(0)
+        committer.close()
+        assert (await waiting).order_id == 1
+        with pytest.raises(oms.StoreError, match="shutting down"):
+            await committer.submit(Command(oms.Action.CREATE, None, CREATE))
+
+    asyncio.run(main())
+    assert len(gw.orders()) == 1
+
+
+def test_a_failing_commit_answers_every_waiter_with_a_store_error(gw: Engine) -> None:
+    def broken_append(rows: Any) -> None:
+        raise oms.StoreError("disk full")
+
+    gw._store.append = broken_append  # type: ignore[method-assign]
+
+    async def main() -> list[Any]:
+        committer = Committer(gw)
+        creates = (committer.submit(Command(oms.Action.CREATE, None, CREATE)) for _ in range(3))
+        return await asyncio.gather(*creates, return_exceptions=True)
+
+    answers = asyncio.run(main())
+    assert all(isinstance(a, oms.StoreError) and "disk full" in str(a) for a in answers)
+    del gw._store.append  # the real one again
+    assert gw.orders() == [] and gw.create(**CREATE).order_id == 1  # type: ignore[arg-type]
