@@ -58,7 +58,7 @@ def main(args: argparse.Namespace) -> int:
     cannot be used, 2 for a refused configuration."""
     import uvicorn
 
-    from oms.api import create_app
+    from oms.api import SERVER_THREADS, create_app
 
     token = args.token or os.environ.get(TOKEN_ENV) or None
     if not is_loopback(args.host) and not token:
@@ -69,7 +69,7 @@ def main(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        gateway = oms.open(args.db)
+        gateway = oms.open(args.db, threads=SERVER_THREADS)
     except OMSError as e:
         print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
         return 1

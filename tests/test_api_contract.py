@@ -305,10 +305,14 @@ class BrokenGateway:
     def orders(self, **_filters: object) -> list[oms.Order]:
         raise RuntimeError("secret internals")
 
+    def submit(self, _command: object) -> oms.Order:
+        raise RuntimeError("secret internals")
 
-def test_an_unexpected_failure_is_a_500_in_the_same_shape_without_a_traceback() -> None:
+
+@pytest.mark.parametrize(("method", "path"), [("GET", "/orders"), ("POST", "/order"), ("DELETE", "/order/1")])
+def test_an_unexpected_failure_is_a_500_in_the_same_shape_without_a_traceback(method: str, path: str) -> None:
     with TestClient(create_app(BrokenGateway()), raise_server_exceptions=False) as client:  # type: ignore[arg-type]
-        response = client.get("/orders")
+        response = client.request(method, path, json=LIMIT_ORDER if path == "/order" else None)
     assert_canonical_error(response, 500, "INTERNAL_ERROR")
     assert "secret internals" not in response.text
 
@@ -414,3 +418,88 @@ def test_long_bad_values_are_echoed_short_and_stored_short(client: TestClient, g
 @pytest.mark.parametrize("query", ["stauts=NEW", "foo=bar", "status=NEW&status=EXECUTED"])
 def test_a_misspelt_or_repeated_order_filter_is_refused(client: TestClient, query: str) -> None:
     assert_canonical_error(client.get(f"/orders?{query}"), 422, "VALIDATION_ERROR")
+
+
+# ---- the command lane: the same answers without FastAPI's routing -------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "taken"),
+    [
+        ("POST", "/order", (oms.Action.CREATE, None)),
+        ("PUT", "/order/7", (oms.Action.MODIFY, 7)),
+        ("DELETE", "/order/7", (oms.Action.CANCEL, 7)),
+        ("POST", "/order/7/execute", (oms.Action.EXECUTE, 7)),
+        ("DELETE", f"/order/{2**63 - 1}", (oms.Action.CANCEL, 2**63 - 1)),
+        ("DELETE", f"/order/{2**63}", None),  # beyond 64 bits: FastAPI's route decides
+        ("DELETE", "/order/07", None),
+        ("DELETE", "/order/0", None),
+        ("DELETE", "/order/-7", None),
+        ("DELETE", "/order/abc", None),
+        ("GET", "/order/7", None),
+        ("POST", "/order/7", None),
+        ("PUT", "/order", None),
+        ("GET", "/order/7/execute", None),
+        ("POST", "/order/7/execute/", None),
+        ("POST", "/orders", None),
+    ],
+)
+def test_the_command_lane_takes_exactly_the_command_routes_with_a_plain_id(
+    method: str, path: str, taken: tuple[oms.Action, int | None] | None
+) -> None:
+    from oms.api import _command_route
+
+    assert _command_route({"method": method, "path": path}) == (taken or (None, None))
+
+
+def test_the_command_lane_answers_exactly_as_the_fastapi_routes(tmp_path: Path) -> None:
+    """The same session twice on fresh engines: commands by ``/order/N`` (the lane) and by
+    ``/order/0N`` (the same order, through FastAPI's routes). Every answer and the whole
+    audit log must be identical, byte for byte."""
+    too_large = b'{"price": "1", "pad": "' + b"x" * 70_000 + b'"}'
+    session: list[tuple[str, str, bytes | None]] = [
+        ("PUT", "/order/{1}", b'{"price": 1499.5}'),
+        ("PUT", "/order/{1}", b"{}"),
+        ("PUT", "/order/{1}", b"not json"),
+        ("PUT", "/order/{1}", b"[1]"),
+        ("PUT", "/order/{1}", b'{"price": "abc", "bogus": 1}'),
+        ("PUT", "/order/{1}", too_large),
+        ("PUT", "/order/{1}", None),
+        ("PUT", "/order/{9}", b'{"quantity": 5}'),
+        ("POST", "/order/{1}/execute", b'{"price": 1600}'),
+        ("POST", "/order/{1}/execute", b'{"price": -1}'),
+        ("POST", "/order/{1}/execute", None),
+        ("POST", "/order/{1}/execute", None),
+        ("DELETE", "/order/{1}", None),
+        ("DELETE", "/order/{2}", b'{"why": "no"}'),
+        ("DELETE", "/order/{2}", b""),
+        ("DELETE", "/order/{2}", None),
+        ("POST", "/order/{3}/execute", b'"x"'),
+        ("POST", "/order/{3}/execute", b'{"price": "1500.2500"}'),
+    ]
+
+    def run(padded: bool) -> list[tuple[int, str]]:
+        answers = []
+        with (
+            oms.open(tmp_path / f"padded-{padded}.duckdb", clock=oms.SimulatedClock()) as engine,
+            TestClient(create_app(engine)) as client,
+        ):
+            for _ in range(3):
+                post_order(client)
+            for method, template, body in session:
+                order_id = int(template.split("{")[1].split("}")[0])
+                path = template.replace(f"{{{order_id}}}", f"0{order_id}" if padded else str(order_id))
+                headers = {"content-type": "application/json"} if body is not None else {}
+                response = client.request(method, path, content=body, headers=headers)
+                answers.append((response.status_code, response.text))
+            answers.append((200, client.get("/events").text))
+        return answers
+
+    from oms.api import _CommandLane
+
+    with oms.open(":memory:") as engine:
+        assert any(m.cls is _CommandLane for m in create_app(engine).user_middleware)
+    lane, routes = run(padded=False), run(padded=True)
+    statuses = [status for status, _ in lane]
+    assert 200 in statuses and {404, 409, 413, 422} <= set(statuses)  # the session covers every kind
+    assert lane == routes
