@@ -1,0 +1,42 @@
+"""The benchmark scripts still run, on tiny sizes: each drives real servers or a real
+DuckDB file and checks its own answers. Their figures are not judged here (speed goals
+live in the scripts' output, not in timed tests)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(script: str, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_http_bench_drives_all_three_servers_and_every_answer_is_the_expected_one() -> None:
+    out = run("http_bench.py", "--rounds", "4", "--passes", "1", "--clients", "1", "2")
+    for clients in ("1 client ", "2 clients"):
+        assert re.search(rf"{clients}: oms/baseline = +\d+\.\d\dx +oms/noop = \d\.\d\d", out), out
+    assert "ERRORS" not in out
+
+
+def test_engine_bench_prints_its_figures_and_goals() -> None:
+    out = run("engine_bench.py", "--commands", "30", "--book", "1000")
+    assert re.search(r"oms engine command mix +: +[\d,]+ /s += \d+\.\d\dx raw DuckDB", out), out
+    assert "== goals ==" in out
+
+
+def test_certify_bench_runs_the_pack() -> None:
+    out = run("certify_bench.py", "--repeat", "1")
+    assert re.search(r"pack, in process \(\d+ cases, CERTIFIED\)", out), out
