@@ -586,7 +586,7 @@ class _Guard:
 
     def __init__(self, app: ASGIApp, *, token: str | None, holder: dict[str, Any]) -> None:
         self.app, self.holder = app, holder
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.expected = token.encode() if token else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -611,7 +611,9 @@ class _Guard:
             return not _is_exposed(scope.get("server"))
         for name, value in scope["headers"]:
             if name == b"authorization":
-                return secrets.compare_digest(value, self.expected)
+                scheme, _, credentials = value.strip().partition(b" ")
+                # The scheme is case-insensitive (RFC 9110 11.1); the token is not.
+                return scheme.lower() == b"bearer" and secrets.compare_digest(credentials.strip(), self.expected)
         return False
 
     async def _lifespan(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -319,13 +319,16 @@ def test_an_unexpected_failure_is_a_500_in_the_same_shape_without_a_traceback(me
 
 def test_with_a_token_every_request_needs_the_bearer_header(gw: Engine) -> None:
     with TestClient(create_app(gw, token="s3cret")) as client:
-        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "s3cret"}):
+        wrong = ("Bearer wrong", "s3cret", "Basic s3cret", "Bearer S3CRET", "Bearers3cret", "Bearer")
+        for headers in [{}, *({"Authorization": value} for value in wrong)]:
             for path in ("/orders", "/docs", "/openapi.json"):
                 assert_canonical_error(client.get(path, headers=headers), 401, "UNAUTHORIZED")
             assert_canonical_error(client.post("/order", json=LIMIT_ORDER, headers=headers), 401, "UNAUTHORIZED")
         assert gw.orders() == []
         ok = client.post("/order", json=LIMIT_ORDER, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 201
+        # The scheme name is case-insensitive (RFC 9110 11.1), the token is not.
+        assert client.get("/orders", headers={"Authorization": "bearer s3cret"}).status_code == 200
 
 
 def test_without_a_token_a_request_arriving_on_a_public_address_is_refused(gw: Engine) -> None:
