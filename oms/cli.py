@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from oms.errors import OMSError, StoreError
 from oms.gateway import Gateway
 from oms.jsonio import dumps
 from oms.lifecycle import to_markdown, to_mermaid
+from oms.model import format_ts
 from oms.store import MEMORY
 
 # name -> (module, one-line help). The module provides add_arguments() and main().
@@ -54,8 +56,22 @@ def _print_orders(orders: list[oms.Order], as_json: bool) -> None:
         return
     from oms.views import orders_to_arrow, to_frame
 
-    frame = to_frame(orders_to_arrow(orders))
-    print(frame.to_string(index=False) if len(frame) else "(no orders)")
+    print(_table(to_frame(orders_to_arrow(orders)), "(no orders)"))
+
+
+def _table(frame: Any, empty: str) -> str:
+    """A DataFrame as a terminal table: timestamps as the API writes them, blanks for
+    missing values."""
+    if not len(frame):
+        return empty
+    import pandas as pd
+
+    def cell(value: Any) -> str:
+        if value is None or value is pd.NA or value is pd.NaT:
+            return ""
+        return format_ts(value) if isinstance(value, datetime) else str(value)
+
+    return str(frame.astype(object).map(cell).to_string(index=False))
 
 
 def _cmd_orders(args: argparse.Namespace, gw: Gateway) -> int:
@@ -98,8 +114,7 @@ def _cmd_events(args: argparse.Namespace, gw: Gateway) -> int:
         return 0
     from oms.views import events_to_arrow, to_frame
 
-    frame = to_frame(events_to_arrow(events))
-    print(frame.to_string(index=False) if len(frame) else "(no events)")
+    print(_table(to_frame(events_to_arrow(events)), "(no events)"))
     return 0
 
 

@@ -37,6 +37,23 @@ def test_create_cancel_and_list_through_the_cli(capsys: pytest.CaptureFixture[st
     assert '"price": 1500.25' in out  # an exact JSON number, not a string
 
 
+def test_tables_show_timestamps_as_the_api_writes_them_and_blanks_for_missing_values(
+    capsys: pytest.CaptureFixture[str], db_path: Path
+) -> None:
+    db = str(db_path)
+    run(capsys, "create", "INFY", "BUY", "100", "1500.25", "--db", db)
+    run(capsys, "modify", "1", "--quantity", "0", "--db", db)  # refused, logged
+    order = json.loads(run(capsys, "orders", "--db", db, "--json")[1])[0]
+    code, out, _ = run(capsys, "orders", "--db", db)
+    header, row = out.splitlines()
+    assert code == 0 and header.split()[0] == "order_id"
+    assert order["created_at"] in row and order["created_at"].endswith("Z")
+    assert "<NA>" not in row and "NaT" not in row and "+00:00" not in row
+    code, out, _ = run(capsys, "events", "1", "--db", db)
+    assert code == 0 and len(out.splitlines()) == 3
+    assert "<NA>" not in out and "VALIDATION_ERROR" in out
+
+
 def test_a_refusal_prints_code_and_message_and_exits_1(capsys: pytest.CaptureFixture[str], db_path: Path) -> None:
     db = str(db_path)
     run(capsys, "create", "INFY", "BUY", "100", "1500.25", "--db", db)
