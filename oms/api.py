@@ -22,11 +22,13 @@ function as its endpoint, without FastAPI's per-request routing machinery.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import os
 import re
 import secrets
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
@@ -244,10 +246,13 @@ async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise PayloadTooLarge(f"the body has {int(declared):,} bytes; at most {MAX_BODY:,} are accepted")
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise PayloadTooLarge(f"the body has {len(raw):,} bytes; at most {MAX_BODY:,} are accepted")
-    return raw
+    chunks, size = [], 0
+    async for chunk in request.stream():  # a chunked body declares no length: count it
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise PayloadTooLarge(f"the body has more than {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _parse_body(raw: bytes) -> Any:
@@ -348,6 +353,14 @@ def create_app(
     the last request), e.g. to close a gateway the caller opened."""
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
     holder: dict[str, Any] = {"gateway": gateway, "startup_error": None}
+    # One committer per event loop (uvicorn runs one; a TestClient used without ``with``
+    # runs each request on a loop of its own).
+    committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Committer] = weakref.WeakKeyDictionary()
+
+    def close_committers() -> None:
+        for committer in list(committers.values()):
+            committer.close()
+        committers.clear()
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -355,8 +368,7 @@ def create_app(
             try:
                 yield
             finally:
-                if holder.get("committer") is not None:
-                    holder.pop("committer").close()
+                close_committers()
                 if on_shutdown is not None:
                     on_shutdown()
             return
@@ -371,8 +383,7 @@ def create_app(
             yield
         finally:
             holder["gateway"] = None
-            if holder.get("committer") is not None:
-                holder.pop("committer").close()
+            close_committers()
             opened.close()
 
     app = FastAPI(
@@ -391,9 +402,10 @@ def create_app(
         for any other gateway, through the thread pool."""
         gateway = gw()
         if isinstance(gateway, Engine):
-            committer = holder.get("committer")
+            loop = asyncio.get_running_loop()
+            committer = committers.get(loop)
             if committer is None or committer.engine is not gateway:
-                committer = holder["committer"] = Committer(gateway)
+                committer = committers[loop] = Committer(gateway)
             result: oms.Order = await committer.submit(command)
             return result
         return await run_in_threadpool(_submit, gateway, command)
@@ -556,7 +568,10 @@ class _CommandLane:
 
 
 def _command_route(scope: Scope) -> tuple[Action | None, int | None]:
-    match = _COMMAND_PATH.fullmatch(scope["path"])
+    path, root = scope["path"], scope.get("root_path", "")
+    if root and path.startswith(root + "/"):  # mounted, or behind --root-path: as Starlette routes
+        path = path[len(root) :]
+    match = _COMMAND_PATH.fullmatch(path)
     if match is None:
         return None, None
     digits, execute = match.groups()

@@ -57,6 +57,10 @@ class _Ticket:
         return self.result
 
 
+def _answers(tickets: list[_Ticket]) -> list[Order | OMSError]:
+    return [ticket.error if ticket.error is not None else ticket.outcome() for ticket in tickets]
+
+
 class _Cache:
     """Orders by id, least recently used evicted first (misses are read from the store)."""
 
@@ -167,15 +171,39 @@ class Engine:
     def submit_many(self, commands: list[Command]) -> list[Order | OMSError]:
         """Decide and commit ``commands`` as one batch (with anything else queued); returns,
         in order, each command's order or its refusal (refusals are logged, not raised)."""
+        tickets = self._enqueue(commands)
+        with self._write_lock:
+            if not all(ticket.done for ticket in tickets):
+                self._drain()
+        return _answers(tickets)
+
+    def try_submit_many(self, commands: list[Command]) -> list[Order | OMSError] | None:
+        """``submit_many``, but only if it can start at once -- for an event loop, which must
+        not block. None, with nothing queued or decided, when another thread is writing or
+        reading the database, or when this batch would fold the projection (a longer job)."""
+        if not self._write_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._seq + len(commands) - self._folded_seq >= FOLD_EVERY:
+                return None
+            if not self._store.lock.acquire(blocking=False):
+                return None
+            try:
+                tickets = self._enqueue(commands)
+                self._drain()
+            finally:
+                self._store.lock.release()
+        finally:
+            self._write_lock.release()
+        return _answers(tickets)
+
+    def _enqueue(self, commands: list[Command]) -> list[_Ticket]:
         tickets = [_Ticket(command) for command in commands]
         with self._queue_lock:
             if self._closed:
                 raise StoreError(f"{self.path} is closed")
             self._queue.extend(tickets)
-        with self._write_lock:
-            if not all(ticket.done for ticket in tickets):
-                self._drain()
-        return [ticket.error if ticket.error is not None else ticket.outcome() for ticket in tickets]
+        return tickets
 
     def _drain(self) -> None:
         """Decide every queued command in order, append their events in one statement,

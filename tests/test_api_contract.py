@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -402,6 +403,22 @@ def test_the_api_relays_to_a_remote_gateway_with_the_same_answers(gw: Engine) ->
         assert relay.get("/orders").json() == direct.get("/orders").json()
 
 
+def test_an_oversized_chunked_body_is_refused_with_413_once_past_the_limit(client: TestClient, gw: Engine) -> None:
+    sent = 0
+
+    def endless() -> Iterator[bytes]:  # no Content-Length: sent chunked
+        nonlocal sent
+        yield b'{"symbol": "INFY", "pad": "'
+        while sent < 10_000_000:
+            sent += 16_384
+            yield b"x" * 16_384
+
+    response = client.post("/order", content=endless(), headers={"content-type": "application/json"})
+    detail = assert_canonical_error(response, 413, "PAYLOAD_TOO_LARGE")
+    assert detail["message"].startswith("the body has more than 65,536 bytes")  # counted while read
+    assert gw.orders() == [] and gw.events() == []
+
+
 def test_an_oversized_body_is_refused_with_413_and_changes_nothing(client: TestClient, gw: Engine) -> None:
     huge = json.dumps({"symbol": "A" * 100_000, "side": "BUY", "quantity": 1, "price": 1})
     response = client.post("/order", content=huge, headers={"content-type": "application/json"})
@@ -445,6 +462,7 @@ def test_a_misspelt_or_repeated_order_filter_is_refused(client: TestClient, quer
         ("GET", "/order/7/execute", None),
         ("POST", "/order/7/execute/", None),
         ("POST", "/orders", None),
+        ("DELETE", "/api/order/7", None),
     ],
 )
 def test_the_command_lane_takes_exactly_the_command_routes_with_a_plain_id(
@@ -453,6 +471,9 @@ def test_the_command_lane_takes_exactly_the_command_routes_with_a_plain_id(
     from oms.api import _command_route
 
     assert _command_route({"method": method, "path": path}) == (taken or (None, None))
+    # Mounted under a prefix (or behind --root-path), the path below the prefix counts.
+    mounted = {"method": method, "path": "/api" + path, "root_path": "/api"}
+    assert _command_route(mounted) == (taken or (None, None))
 
 
 def test_the_command_lane_answers_exactly_as_the_fastapi_routes(tmp_path: Path) -> None:
@@ -506,3 +527,23 @@ def test_the_command_lane_answers_exactly_as_the_fastapi_routes(tmp_path: Path) 
     statuses = [status for status, _ in lane]
     assert 200 in statuses and {404, 409, 413, 422} <= set(statuses)  # the session covers every kind
     assert lane == routes
+
+
+def test_requests_on_many_event_loops_are_all_answered(gw: Engine) -> None:
+    """A TestClient used without ``with`` runs each request on an event loop of its own:
+    every loop gets its own committer, and every command is answered."""
+    client = TestClient(create_app(gw))
+    answers: list[int] = []
+
+    def creates() -> None:
+        for _ in range(25):
+            answers.append(client.post("/order", json=LIMIT_ORDER).status_code)
+
+    threads = [threading.Thread(target=creates) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not any(t.is_alive() for t in threads), "a request was never answered"
+    assert answers == [201] * 100
+    assert sorted(o.order_id for o in gw.orders()) == list(range(1, 101))

@@ -5,6 +5,7 @@ answer, and nothing is answered before it is committed."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -116,3 +117,87 @@ def test_a_failing_commit_answers_every_waiter_with_a_store_error(gw: Engine) ->
     assert all(isinstance(a, oms.StoreError) and "disk full" in str(a) for a in answers)
     del gw._store.append  # the real one again
     assert gw.orders() == [] and gw.create(**CREATE).order_id == 1  # type: ignore[arg-type]
+
+
+def test_close_commits_a_waiting_command_even_while_the_flush_gathers_more(gw: Engine) -> None:
+    async def main() -> None:
+        committer = Committer(gw)
+        await asyncio.gather(*(committer.submit(Command(oms.Action.CREATE, None, CREATE)) for _ in range(2)))
+        # The last batch had 2 commands, so a flush now waits for a second one to join.
+        waiting = asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
+        await asyncio.sleep(0)
+        committer.close()
+        assert (await waiting).order_id == 3
+
+    asyncio.run(main())
+    assert [o.order_id for o in gw.orders()] == [1, 2, 3]
+
+
+def test_while_another_thread_holds_the_database_the_loop_keeps_running(gw: Engine) -> None:
+    """A long read elsewhere holds the store; the batch waits in the worker thread, not
+    on the event loop, and is committed once the read ends."""
+    release = threading.Event()
+    holding = threading.Event()
+
+    def long_read() -> None:
+        with gw._store.lock:
+            holding.set()
+            release.wait(10)
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    holding.wait(10)
+    assert gw.try_submit_many([Command(oms.Action.CREATE, None, CREATE)]) is None  # busy: nothing done
+
+    async def main() -> tuple[oms.Order, int]:
+        committer = Committer(gw)
+        command = asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
+        ticks = 0
+        while ticks < 20:  # the loop turns while the command waits for the database
+            await asyncio.sleep(0.005)
+            ticks += 1
+        assert not command.done()
+        release.set()
+        order = await asyncio.wait_for(command, 10)
+        committer.close()
+        return order, ticks
+
+    order, ticks = asyncio.run(main())
+    reader.join(10)
+    assert ticks == 20 and order.order_id == 1
+    assert [o.order_id for o in gw.orders()] == [1]
+
+
+def test_a_batch_that_would_fold_the_projection_is_committed_off_the_loop(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("oms.engine.FOLD_EVERY", 3)
+    with oms.open(db_path) as engine:
+        offered: list[object] = []
+        real_try = engine.try_submit_many
+
+        def recording_try(commands: list[Command]) -> Any:
+            offered.append(answer := real_try(commands))
+            return answer
+
+        engine.try_submit_many = recording_try  # type: ignore[method-assign]
+
+        async def main() -> list[int]:
+            committer = Committer(engine)
+            ids = [(await committer.submit(Command(oms.Action.CREATE, None, CREATE))).order_id for _ in range(4)]
+            committer.close()
+            return ids
+
+        assert asyncio.run(main()) == [1, 2, 3, 4]
+        assert [answer is None for answer in offered] == [False, False, True, False]  # the third folds
+        assert engine._folded_seq == 3
+        assert [o.order_id for o in engine.orders()] == [1, 2, 3, 4]
+
+
+def test_a_committer_serves_one_event_loop(gw: Engine) -> None:
+    committer = Committer(gw)
+    assert asyncio.run(committer.submit(Command(oms.Action.CREATE, None, CREATE))).order_id == 1
+    with pytest.raises(RuntimeError, match="one event loop"):
+        asyncio.run(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
+    committer.close()
+    assert len(gw.orders()) == 1
