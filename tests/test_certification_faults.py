@@ -39,6 +39,12 @@ def test_our_server_is_certified_through_serve_restarts_and_kill_9_included(tmp_
     assert "Started server process" in next(tmp_path.glob("run-*/server.log")).read_text()
 
 
+# Cases that catch a fault only when a race goes one way: cancel racing execute (IC-080)
+# shows an idempotent cancel only in the runs where a cancel wins -- then the other three
+# cancels are 'accepted' too.
+RACE_DEPENDENT = {"idempotent-cancel": {"IC-080": "4 accepted, expected 1"}}
+
+
 @pytest.mark.parametrize(
     ("fault", "failing"),
     [
@@ -57,7 +63,12 @@ def test_the_pack_fails_a_faulty_server_on_exactly_the_cases_that_show_the_fault
     assert certify("--serve", FAULTY % fault, "--out", str(tmp_path), *selection) == 1
     data = results(tmp_path)
     assert data["verdict"] == "FAILED"
-    assert by_status(data, "FAIL") == failing
+    failed = by_status(data, "FAIL")
+    for case_id, why in RACE_DEPENDENT.get(fault, {}).items():
+        if case_id in failed:  # caught this run too, for exactly the fault's reason
+            assert why in next(c["reason"] for c in data["cases"] if c["id"] == case_id)
+            failed.discard(case_id)
+    assert failed == failing
     assert by_status(data, "NOT RUN") == set()
 
 
