@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -40,7 +41,9 @@ class Committer:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._loop: asyncio.AbstractEventLoop | None = None
+        # A weak reference: the API files committers under their loop in a WeakKeyDictionary,
+        # so a committer must not keep its loop alive (nor, through it, its worker thread).
+        self._loop: weakref.ref[asyncio.AbstractEventLoop] | None = None
         self._pending: _Batch = []
         self._scheduled = False
         self._closed = False
@@ -55,8 +58,8 @@ class Committer:
             raise StoreError("the server is shutting down")
         loop = asyncio.get_running_loop()
         if self._loop is None:
-            self._loop = loop
-        elif loop is not self._loop:
+            self._loop = weakref.ref(loop)
+        elif loop is not self._loop():
             raise RuntimeError("a Committer serves one event loop; make one per loop")
         future: asyncio.Future[Order] = loop.create_future()
         self._pending.append((command, future))
@@ -85,8 +88,7 @@ class Committer:
                 outcomes = [e] * len(batch)
         if outcomes is None:  # the engine is busy: let the worker wait for it, not the loop
             self._handed_off += 1
-            assert self._loop is not None
-            done = self._loop.run_in_executor(self._worker, self._submit_waiting, batch)
+            done = asyncio.get_running_loop().run_in_executor(self._worker, self._submit_waiting, batch)
             done.add_done_callback(lambda finished: self._answer_handed_off(batch, finished))
             return
         _answer(batch, outcomes)

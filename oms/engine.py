@@ -190,7 +190,9 @@ class Engine:
                 return None
             try:
                 tickets = self._enqueue(commands)
-                self._drain()
+                # Other threads' queued commands may join and make a fold due: the next
+                # blocking call does it, not this one.
+                self._drain(fold=False)
             finally:
                 self._store.lock.release()
         finally:
@@ -205,9 +207,10 @@ class Engine:
             self._queue.extend(tickets)
         return tickets
 
-    def _drain(self) -> None:
+    def _drain(self, *, fold: bool = True) -> None:
         """Decide every queued command in order, append their events in one statement,
-        then answer them all. Whatever goes wrong, every ticket of the batch is answered."""
+        then answer them all. Whatever goes wrong, every ticket of the batch is answered.
+        Then fold the projection forward, if due and ``fold``."""
         with self._queue_lock:
             batch, self._queue = self._queue, []
         try:
@@ -220,7 +223,7 @@ class Engine:
         finally:
             for ticket in batch:
                 ticket.done = True
-        if self._seq - self._folded_seq >= FOLD_EVERY:
+        if fold and self._seq - self._folded_seq >= FOLD_EVERY:
             # Folding only speeds reads up; the view is right without it, and it is retried.
             with contextlib.suppress(StoreError):
                 self._fold()

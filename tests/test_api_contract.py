@@ -4,8 +4,10 @@ request -- however malformed -- yields a 500 or changes anything."""
 
 from __future__ import annotations
 
+import gc
 import json
 import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -17,6 +19,7 @@ import pytest
 import oms
 from conftest import TestClient, ThreadedServer
 from oms.api import create_app
+from oms.committer import Committer
 from oms.engine import Engine
 
 ORDER_FIELDS = {
@@ -535,11 +538,11 @@ def test_requests_on_many_event_loops_are_all_answered(gw: Engine) -> None:
     client = TestClient(create_app(gw))
     answers: list[int] = []
 
-    def creates() -> None:
+    def creates(client: TestClient) -> None:
         for _ in range(25):
             answers.append(client.post("/order", json=LIMIT_ORDER).status_code)
 
-    threads = [threading.Thread(target=creates) for _ in range(4)]
+    threads = [threading.Thread(target=creates, args=(client,)) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
@@ -547,3 +550,11 @@ def test_requests_on_many_event_loops_are_all_answered(gw: Engine) -> None:
     assert not any(t.is_alive() for t in threads), "a request was never answered"
     assert answers == [201] * 100
     assert sorted(o.order_id for o in gw.orders()) == list(range(1, 101))
+    # Each loop's committer, and its worker thread, goes away with the loop.
+    del client, threads
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, Committer)]
+    deadline = time.monotonic() + 10
+    while any(t.name.startswith("oms-commit") for t in threading.enumerate()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not [t.name for t in threading.enumerate() if t.name.startswith("oms-commit")]

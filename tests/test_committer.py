@@ -201,3 +201,16 @@ def test_a_committer_serves_one_event_loop(gw: Engine) -> None:
         asyncio.run(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
     committer.close()
     assert len(gw.orders()) == 1
+
+
+def test_try_submit_many_never_folds_even_when_queued_commands_of_other_threads_make_it_due(
+    gw: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("oms.engine.FOLD_EVERY", 3)
+    others = gw._enqueue([Command(oms.Action.CREATE, None, CREATE)] * 2)  # queued, their threads not yet in
+    answers = gw.try_submit_many([Command(oms.Action.CREATE, None, CREATE)])
+    assert answers is not None and all(t.done for t in others)  # one commit for all three
+    assert gw._seq == 3 and gw._folded_seq == 0  # the fold is due but was left to a blocking call
+    assert gw.try_submit_many([Command(oms.Action.CREATE, None, CREATE)]) is None
+    gw.submit_many([Command(oms.Action.CREATE, None, CREATE)])
+    assert gw._folded_seq == 4 and len(gw.orders()) == 4
