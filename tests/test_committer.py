@@ -127,6 +127,7 @@ def test_close_commits_a_waiting_command_even_while_the_flush_gathers_more(gw: E
         waiting = asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
         await asyncio.sleep(0)
         committer.close()
+        assert len(gw.orders()) == 3  # committed by close() itself, not by a later loop turn
         assert (await waiting).order_id == 3
 
     asyncio.run(main())
