@@ -9,7 +9,7 @@ commit, so a 2xx still means "committed".
 This is the shape of Redis's ``appendfsync always``: the writes of one loop iteration are
 made durable together before any of their replies go out. The commit runs on the loop
 thread itself when the engine is free (``Engine.try_submit_many``): that saves the two
-thread hand-offs (to a writer thread and back) that cost ~0.15 ms each way here, and
+thread hand-offs (to a writer thread and back), ~0.15 ms a request measured here, and
 requests arriving meanwhile wait in their sockets and join the next batch. When the
 engine is busy -- another thread reading or writing the database, or a fold of the
 projection due -- the batch goes to the committer's one worker thread instead, so the
