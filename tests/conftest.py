@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,19 @@ def gw() -> Iterator[Engine]:
 def db_path(tmp_path: Path) -> Path:
     """Where a test's DuckDB file goes (not created yet)."""
     return tmp_path / "oms.duckdb"
+
+
+def counting_appends(engine: Engine) -> list[int]:
+    """Record the number of rows of every commit the engine makes."""
+    appends: list[int] = []
+    real_append = engine._store.append
+
+    def append(rows: Any) -> None:
+        real_append(rows)
+        appends.append(len(rows))
+
+    engine._store.append = append  # type: ignore[method-assign]
+    return appends
 
 
 # ---- REST API: a TestClient, an in-process uvicorn server, real `oms serve` processes ----

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 import oms
-from conftest import TestClient, ThreadedServer
+from conftest import TestClient, ThreadedServer, counting_appends
 from oms.api import create_app
 from oms.committer import Committer
 from oms.engine import Engine
@@ -358,15 +358,8 @@ def test_the_module_level_app_opens_oms_db_at_startup_and_releases_it_at_shutdow
 
 
 def test_concurrent_requests_share_commits_through_the_api(db_path: Path) -> None:
-    appends = []
     with oms.open(db_path) as engine:
-        real_append = engine._store.append
-
-        def counting_append(rows: Any) -> None:
-            appends.append(len(rows))
-            real_append(rows)
-
-        engine._store.append = counting_append  # type: ignore[method-assign]
+        appends = counting_appends(engine)
         with ThreadedServer(engine) as server:
 
             def creates() -> None:

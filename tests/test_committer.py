@@ -12,24 +12,12 @@ from typing import Any
 import pytest
 
 import oms
+from conftest import counting_appends
 from oms.commands import Command
 from oms.committer import Committer
 from oms.engine import Engine
 
 CREATE = {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": "1500.25"}
-
-
-def counting_appends(engine: Engine) -> list[int]:
-    """Record the number of rows of every commit the engine makes."""
-    appends: list[int] = []
-    real_append = engine._store.append
-
-    def append(rows: Any) -> None:
-        real_append(rows)
-        appends.append(len(rows))
-
-    engine._store.append = append  # type: ignore[method-assign]
-    return appends
 
 
 def test_commands_of_one_loop_turn_share_one_commit(db_path: Path) -> None:
