@@ -1,12 +1,21 @@
-"""How long the whole certification pack takes against the embedded engine.
+"""How long the whole certification pack takes: in process against the embedded engine,
+and against a managed ``oms serve`` (``--serve``), in one run.
 
     .venv/bin/python benchmarks/certify_bench.py [--repeat 5]
 
-Two figures: the pack itself (``Runner(EmbeddedTarget()).run()`` -- every case, including
-the restarts and the two kill -9 child processes -- on a fresh database with the
-simulated clock; median and best of N), and the command a reviewer types,
-``oms certify --quiet --out DIR`` end to end (Python start-up, imports and writing the
-four reports included). The budget is 3 s.
+Three figures, each the median and best of N:
+
+- the pack in process (``Runner(EmbeddedTarget()).run()`` -- every case, the restarts and
+  the kill -9 child processes included -- on a fresh database with the simulated clock);
+- the command a reviewer types, ``oms certify --quiet --out DIR`` end to end (Python
+  start-up, imports and writing the four reports included);
+- ``oms certify --serve "oms serve --db {db} --port {port}"``: a real server, started,
+  restarted and killed by the pack over HTTP, the probe and every contract check included.
+
+Goals on a quiet machine: in process <= 3 s, ``--serve`` <= 10 s. The script prints the
+figures against the goals and exits 0 whenever the pack itself answered correctly
+(CERTIFIED): speed is reported, never a pass/fail condition (a loaded machine is 2-3x
+slower). It exits 1 only when a run did not certify.
 """
 
 from __future__ import annotations
@@ -19,7 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
-BUDGET_S = 3.0
+GOALS_S = {"in process": 3.0, "oms certify": 3.0, "oms certify --serve": 10.0}
+OMS = Path(sys.executable).parent / "oms"
 
 
 def pack_once() -> tuple[float, str, int]:
@@ -34,12 +44,24 @@ def pack_once() -> tuple[float, str, int]:
     return time.perf_counter() - started, result.verdict, len(result.results)
 
 
-def cli_once() -> float:
-    oms = Path(sys.executable).parent / "oms"
+def cli_once(*extra: str) -> tuple[float, str]:
     with tempfile.TemporaryDirectory() as out:
         started = time.perf_counter()
-        subprocess.run([str(oms), "certify", "--quiet", "--out", out], check=True, capture_output=True)
-        return time.perf_counter() - started
+        done = subprocess.run([str(OMS), "certify", "--quiet", "--out", out, *extra], capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+    verdict = done.stdout.split(" ", 1)[0] if done.stdout else f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
+    return seconds, verdict
+
+
+def line(name: str, times: list[float], verdict: str, cases: int | None = None) -> str:
+    median = statistics.median(times)
+    goal = GOALS_S[name]
+    state = "met" if median <= goal else "NOT met (speed is reported, not judged)"
+    what = f"{name} ({cases} cases, {verdict})" if cases else f"{name} ({verdict})"
+    return (
+        f"{what}: median {median:.2f} s, best {min(times):.2f} s over {len(times)} runs; "
+        f"goal <= {goal:.0f} s: {state} (ratio {median / goal:.2f})"
+    )
 
 
 def main() -> int:
@@ -48,16 +70,14 @@ def main() -> int:
     args = parser.parse_args()
     pack_once()  # warm imports and the OS file cache
     runs = [pack_once() for _ in range(args.repeat)]
-    times = [t for t, _, _ in runs]
-    verdict, cases = runs[-1][1], runs[-1][2]
     cli = [cli_once() for _ in range(max(1, args.repeat // 2))]
-    print(f"pack, in process ({cases} cases, {verdict}): median {statistics.median(times):.2f} s, "
-          f"best {min(times):.2f} s over {len(times)} runs")  # fmt: skip
-    print(f"oms certify --quiet (cold process, reports written): median {statistics.median(cli):.2f} s, "
-          f"best {min(cli):.2f} s over {len(cli)} runs")  # fmt: skip
-    ok = statistics.median(cli) <= BUDGET_S and verdict == "CERTIFIED"
-    print(f"budget {BUDGET_S:.1f} s: {'met' if ok else 'NOT met'}")
-    return 0 if ok else 1
+    served = [cli_once("--serve", "oms serve --db {db} --port {port}") for _ in range(max(1, args.repeat // 2))]
+    print(line("in process", [t for t, _, _ in runs], runs[-1][1], runs[-1][2]))
+    print(line("oms certify", [t for t, _ in cli], cli[-1][1]))
+    print(line("oms certify --serve", [t for t, _ in served], served[-1][1]))
+    verdicts = {v for _, v, _ in runs} | {v for _, v in cli} | {v for _, v in served}
+    print(f"verdicts: {', '.join(sorted(verdicts))}")
+    return 0 if verdicts == {"CERTIFIED"} else 1
 
 
 if __name__ == "__main__":

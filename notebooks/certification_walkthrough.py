@@ -7,11 +7,11 @@
 # Every line below is deterministic, so nbval re-checks this whole notebook on every test run:
 # if the engine's behaviour changes, a stored PASS line or evidence row stops matching.
 #
-# Each cell runs one group, prints one `PASS`/`FAIL`/`NOT RUN` line per case and the evidence
+# Each cell runs one group, prints one `PASS`/`FAIL`/`NOT RUN`/`NOT APPLICABLE` line per case and the evidence
 # the case captures, and asserts that nothing failed. The state-machine group includes the
 # cases generated from the lifecycle table (`LC-*`, every status x action cell; `UO-*`, every
-# request on an unknown order). Raw-HTTP cases are optional and NOT RUN on an embedded target;
-# restart and kill -9 cases run for real (a child process holding the database is SIGKILLed).
+# request on an unknown order). Raw-HTTP cases do not apply to the embedded engine (it has no HTTP
+# face: NOT APPLICABLE, never passed); restart and kill -9 cases run for real (a child process holding the database is SIGKILLed).
 # Plan and documents: `certification/TEST_PLAN.md`, `TEST_CASES.md`, `CHECKLIST.md`.
 
 # %%

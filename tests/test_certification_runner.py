@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from oms.certification import EmbeddedTarget, ManagedTarget, Runner, load
-from oms.certification.checklist import DEFAULT_CHECKLIST, Case, Step
+from oms.certification.checklist import DEFAULT_CHECKLIST, case_from
 from oms.certification.cli import main as certify_main
-from oms.certification.report import ENV_BEGIN, ENV_END
-from oms.certification.runner import FAIL, NOT_RUN, PASS
+from oms.certification.report import ENV_BEGIN, ENV_END, HISTORY_BEGIN, HISTORY_END
+from oms.certification.runner import FAIL, NOT_APPLICABLE, NOT_RUN, PASS
 from oms.cli import build_parser
 from oms.errors import InvalidTransition
 from oms.lifecycle import Status
@@ -38,18 +38,23 @@ def default_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_default_run_certifies_the_embedded_engine(default_runs: Path) -> None:
     results = json.loads((default_runs / "run-001" / "results.json").read_text())
     assert results["verdict"] == "CERTIFIED"
+    assert results["verdict_line"] == "CERTIFIED (core, read, audit; extensions: events_log, sql)"
     assert results["target"] == "embedded engine, fresh database, simulated clock"
-    not_run = [c for c in results["cases"] if c["status"] == NOT_RUN]
-    assert not_run and all(not c["mandatory"] and "raw HTTP" in c["reason"] for c in not_run)
-    assert {c["status"] for c in results["cases"]} == {PASS, NOT_RUN}
+    # the embedded engine has no HTTP face: its raw-HTTP cases do not apply (never passed)
+    not_applicable = [c for c in results["cases"] if c["status"] == NOT_APPLICABLE]
+    assert not_applicable and all("raw_http" in c["needs"] and "HTTP face" in c["reason"] for c in not_applicable)
+    assert {c["status"] for c in results["cases"]} == {PASS, NOT_APPLICABLE}
     assert len(results["cases"]) == len(load().cases)
 
 
 def _strip_environment(text: str) -> str:
+    text = re.sub(re.escape(HISTORY_BEGIN) + ".*?" + re.escape(HISTORY_END), "", text, flags=re.S)
     return re.sub(re.escape(ENV_BEGIN) + ".*?" + re.escape(ENV_END), "", text, flags=re.S)
 
 
-def test_a_retest_adds_a_run_and_the_reports_are_identical_apart_from_the_environment(default_runs: Path) -> None:
+def test_a_second_run_adds_a_run_and_the_reports_are_identical_apart_from_environment_and_history(
+    default_runs: Path,
+) -> None:
     first, second = default_runs / "run-001", default_runs / "run-002"
     for name in ("report.html", "summary.md"):
         a, b = (first / name).read_text(), (second / name).read_text()
@@ -64,11 +69,13 @@ def test_a_retest_adds_a_run_and_the_reports_are_identical_apart_from_the_enviro
     assert junit(first) == junit(second)
     history = (default_runs / "history.md").read_text()
     assert "[run-001]" in history and "[run-002]" in history
+    assert "vs run-001; no change" in history  # the second run compares itself with the first
+    assert "Since run-001 (the previous run of this target)" in (second / "report.html").read_text()
 
 
 def test_the_html_report_is_self_contained_and_shows_every_case(default_runs: Path) -> None:
     html = (default_runs / "run-001" / "report.html").read_text()
-    assert "<script" not in html and "src=" not in html
+    assert "src=" not in html and "@import" not in html  # nothing fetched: one inline print script at most
     assert not re.search(r'(href|src)="https?:', html)
     assert "<svg" in html and ">MODIFIED</text>" in html  # the lifecycle diagram, drawn inline
     assert 'class="grid"' in html  # the coverage grid
@@ -76,6 +83,13 @@ def test_the_html_report_is_self_contained_and_shows_every_case(default_runs: Pa
         assert f'id="{case.id}"' in html
     for field in ("oms version", "git commit", "Python", "DuckDB", "target"):
         assert f"<td>{field}</td>" in html
+    for field in ("system under test", "the system says about itself", "certified for", "checklist sha256",
+                  "pack version"):  # fmt: skip
+        assert f"<td>{field}</td>" in html
+    assert load().sha256 in html
+    assert "{run}" not in html and "{unknown}" not in html  # every placeholder expanded
+    assert "@media print" in html and "details::details-content" in html  # prints every case open
+    assert html.count("<h3>Sign-off</h3>") == 1
 
 
 def test_junit_has_one_testcase_per_case_and_skips_what_did_not_run(default_runs: Path) -> None:
@@ -83,7 +97,8 @@ def test_junit_has_one_testcase_per_case_and_skips_what_did_not_run(default_runs
     cases = root.findall(".//testcase")
     assert len(cases) == len(load().cases)
     skipped = [c.get("name") for c in cases if c.find("skipped") is not None]
-    assert skipped and all(name.startswith("SM-") for name in skipped)  # type: ignore[union-attr]
+    raw_http = {c.id for c in load().cases if "raw_http" in c.needs}
+    assert skipped and {name.split()[0] for name in skipped} == raw_http  # type: ignore[union-attr]
     assert not root.findall(".//failure")
 
 
@@ -91,7 +106,7 @@ def test_progress_lines_go_to_stderr(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert certify("--out", str(tmp_path), "--group", "CA") == 0
     captured = capsys.readouterr()
     assert "[  1/4] PASS    CA-010 Cancel a NEW order" in captured.err
-    assert captured.out.startswith("CERTIFIED: 4 passed")
+    assert captured.out.startswith("CERTIFIED (core, read, audit; extensions: events_log, sql): 4 passed")
 
 
 def test_a_wrong_expectation_fails_the_case_and_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -138,28 +153,33 @@ def test_a_refusal_that_changes_the_order_fails() -> None:
     assert "refused, but the order changed: status MODIFIED -> EXECUTED" in result.reason
 
 
-def test_an_unsupported_step_is_not_run_never_passed() -> None:
-    case = Case(
-        id="XX-010",
-        group="PB",
-        title="restart",
-        requirement="r",
-        evidence=("orders",),
-        steps=(
-            Step(
-                "create",
-                {"action": "create", "input": {"symbol": "A", "side": "BUY", "quantity": 1, "price": "1"}, "as": "o"},
-            ),
-            Step("http", {"action": "http", "method": "GET", "path": "/orders"}),
-        ),
-    )
+def _case(*steps: dict) -> object:  # type: ignore[type-arg]
+    create = {"action": "create", "input": {"symbol": "A", "side": "BUY", "quantity": 1, "price": "1"}, "as": "o"}
+    raw = {"id": "XX-010", "title": "t", "requirement": "r", "steps": [create, *steps], "evidence": ["orders"],
+           "mandatory": True}  # fmt: skip
+    return case_from(raw, "PB")
+
+
+def test_a_case_the_system_cannot_apply_is_not_applicable_never_passed() -> None:
     target = EmbeddedTarget()
     try:
-        result = Runner(target).run_case(case)
+        result = Runner(target).run_case(_case({"action": "http", "method": "GET", "path": "/orders", "expect": {}}))
     finally:
         target.close()
-    assert result.status == NOT_RUN and "raw HTTP" in result.reason
+    assert result.status == NOT_APPLICABLE and "HTTP face" in result.reason
     assert [s.ok for s in result.steps] == [None, None]
+
+
+def test_a_step_marked_if_offered_is_skipped_where_not_offered_and_the_case_still_runs() -> None:
+    target = EmbeddedTarget()
+    try:
+        runner = Runner(target, offers={"read"})
+        case = _case({"action": "events", "order": "o", "expect": {"actions": ["create"]}, "if_offered": True})
+        result = runner.run_case(case)  # type: ignore[arg-type]
+    finally:
+        target.close()
+    assert result.status == PASS
+    assert result.steps[1].ok is None and "does not offer audit" in result.steps[1].actual
 
 
 @pytest.fixture(scope="module")
@@ -178,8 +198,11 @@ def test_a_bare_url_is_incomplete_restart_and_kill_cases_are_not_run(served: Man
     results = json.loads((tmp_path / "run-001" / "results.json").read_text())
     assert results["verdict"] == "INCOMPLETE"
     not_run = {c["id"] for c in results["cases"] if c["status"] == NOT_RUN}
-    assert not_run == {c.id for c in load().cases if set(c.requires) & {"restart", "crash", "sql"}}
-    assert {c["status"] for c in results["cases"]} == {PASS, NOT_RUN}  # the http cases ran and passed
+    assert not_run == {c.id for c in load().cases if set(c.needs) & {"restart", "crash"}}
+    # behind a bare URL the backend file cannot be read: the sql extension does not apply
+    assert {c["id"] for c in results["cases"] if c["status"] == NOT_APPLICABLE} == {"PB-070"}
+    assert {c["status"] for c in results["cases"]} == {PASS, NOT_RUN, NOT_APPLICABLE}  # the http cases passed
+    assert results["offers"] == ["audit", "core", "events_log", "raw_http", "read"]
 
 
 def test_a_second_run_against_the_same_server_uses_fresh_client_order_ids(

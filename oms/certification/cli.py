@@ -4,26 +4,38 @@
     oms certify --target data/oms.duckdb               # an embedded database file
     oms certify --target http://127.0.0.1:8000         # a server someone else runs
     oms certify --serve "oms serve --db {db} --port {port}"   # a managed server (restart, kill -9)
+    oms certify --serve CMD --offers read,audit --require audit   # declare what it speaks; insist on audit
+    oms certify --retest run-007                       # again the failed and not-run cases of run-007
+    oms certify --check FILE                           # lint a checklist without running it
     oms certify --docs                                 # regenerate TEST_CASES.md and CHECKLIST.md
 
-Exit status: 0 certified (every mandatory case ran and passed), 1 a case failed,
-2 incomplete (nothing failed, but a mandatory case was not run -- or the target could
-not be started at all). Progress goes to stderr, one line per case.
+Exit status: 0 certified (every mandatory case that applies ran and passed), 1 failed (a
+case failed, or a required tier is not offered), 2 incomplete (nothing failed, but a
+mandatory case was not run) -- and 2 for every bad invocation (a checklist that does not
+load, an ``--out`` that cannot hold reports, a target that cannot start), with one line
+naming the problem and nothing written. Progress goes to stderr, one line per case.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from oms.certification import needs as needs_
 from oms.certification.checklist import DEFAULT_CHECKLIST, ChecklistError, load
 
 if TYPE_CHECKING:
     from oms.certification.runner import CaseResult
 
 DEFAULT_OUT = "certification/runs"
+
+
+class Refused(Exception):
+    """A bad invocation: the message is the one line the user sees (exit 2)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +52,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="start the system under test with CMD, which contains {port} and {db} "
         '(e.g. "oms serve --db {db} --port {port}"); it may be stopped, killed and restarted',
     )
+    where.add_argument(
+        "--retest",
+        metavar="RUN",
+        help="run again the failed and not-run cases of RUN (run-NNN under --out, or its folder) "
+        "against the same target; the new run is linked to it",
+    )
+    where.add_argument("--check", metavar="YAML", help="check a checklist file against the schema, run nothing")
     parser.add_argument("--token", help="bearer token for a --target URL that requires one")
+    parser.add_argument(
+        "--offers",
+        metavar="NAMES",
+        help=f"what the system offers, instead of probing it: comma-separated from {', '.join(needs_.OFFERABLE)}",
+    )
+    parser.add_argument(
+        "--require",
+        metavar="NAMES",
+        default="",
+        help="tiers or extensions the system must offer: one absent is a failure (e.g. read,audit)",
+    )
     parser.add_argument(
         "--out",
         default=DEFAULT_OUT,
@@ -65,24 +95,31 @@ def _progress(i: int, n: int, r: CaseResult) -> None:
 
 def main(args: argparse.Namespace) -> int:
     try:
-        checklist = load(args.checklist)
-    except ChecklistError as e:
+        return _main(args)
+    except (Refused, ChecklistError) as e:
         print(f"oms certify: {e}", file=sys.stderr)
         return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.check:
+        checklist = load(args.check)
+        mandatory = sum(c.mandatory for c in checklist.cases)
+        print(f"{args.check}: ok -- {len(checklist.cases)} cases ({mandatory} mandatory), sha256 {checklist.sha256}")
+        return 0
+    previous = _previous(args) if args.retest else None
+    invocation = _invocation(args, previous)
+    checklist = load(invocation["checklist"])
     if args.docs:
         from oms.certification.docs import write_docs
 
-        for path in write_docs(checklist, Path(args.checklist).parent):
+        for path in write_docs(checklist, Path(invocation["checklist"]).parent):
             print(f"wrote {path}")
         return 0
-    cases = checklist.cases
-    if args.group or args.case:
-        known = {c.id for c in cases} | {g.id for g in checklist.groups}
-        unknown = [x for x in args.group + args.case if x not in known]
-        if unknown:
-            print(f"oms certify: unknown group or case {', '.join(unknown)}", file=sys.stderr)
-            return 2
-        cases = [c for c in cases if c.group in args.group or c.id in args.case]
+    offers = _names(invocation["offers"], "--offers") if invocation["offers"] is not None else None
+    require = _names(invocation["require"], "--require")
+    cases = _select(args, checklist, previous)
+    _check_out(Path(args.out))
 
     # Imported here: `oms --help` and the other commands do not pay for the runner and DuckDB.
     from oms.certification.report import new_run_dir, write_reports
@@ -91,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
 
     run_dir = new_run_dir(args.out)
     try:
-        target = make_target(args.target, args.serve, token=args.token, log=run_dir / "server.log")
+        target = make_target(invocation["target"], invocation["serve"], token=args.token, log=run_dir / "server.log")
     except (TargetError, OSError) as e:
         print(f"oms certify: the target could not be started: {e}", file=sys.stderr)
         return 2
@@ -101,13 +138,94 @@ def main(args: argparse.Namespace) -> int:
     try:
         if not args.quiet:
             print(f"oms certify: {len(cases)} cases against {target.description}", file=sys.stderr, flush=True)
-        result = Runner(target, checklist).run(cases, progress=None if args.quiet else _progress)
+        runner = Runner(target, checklist, offers=offers, require=require)
+        result = runner.run(cases, progress=None if args.quiet else _progress)
     finally:
         target.close()
-    write_reports(result, args.out, run_dir=run_dir, target_detail=args.target or args.serve or "")
+    result.invocation = invocation
+    result.retest_of = previous["run"] if previous else None
+    write_reports(result, args.out, run_dir=run_dir, target_detail=invocation["target"] or invocation["serve"] or "")
     print(
-        f"{result.verdict}: {result.count('PASS')} passed, {result.count('FAIL')} failed, "
-        f"{result.count('NOT RUN')} not run of {len(result.results)} cases in {result.seconds:.2f} s"
+        f"{result.verdict_line}: {result.count('PASS')} passed, {result.count('FAIL')} failed, "
+        f"{result.count('NOT RUN')} not run, {result.count('NOT APPLICABLE')} not applicable "
+        f"of {len(result.results)} cases in {result.seconds:.2f} s"
     )
     print(f"report: {run_dir / 'report.html'}")
     return result.exit_code
+
+
+def _names(text: str, option: str) -> frozenset[str]:
+    try:
+        return needs_.parse_names(text, needs_.OFFERABLE, option)
+    except ValueError as e:
+        raise Refused(str(e)) from None
+
+
+def _invocation(args: argparse.Namespace, previous: dict[str, Any] | None) -> dict[str, Any]:
+    """How this run names its target: from the options, or from the run a retest repeats."""
+    if previous is not None:
+        inv = dict(previous["invocation"])
+        if not inv:
+            raise Refused(f"{previous['run']} does not say how its target was reached; run it again instead")
+        return inv
+    identity = (
+        f"serve: {args.serve}" if args.serve else (f"target: {args.target}" if args.target else "embedded: fresh")
+    )
+    return {
+        "identity": identity,
+        "target": args.target,
+        "serve": args.serve,
+        "offers": args.offers,
+        "require": args.require,
+        "checklist": args.checklist,
+    }
+
+
+def _previous(args: argparse.Namespace) -> dict[str, Any]:
+    """The run ``--retest`` names: its results, its name, its failed and not-run cases."""
+    path = Path(args.retest)
+    if not path.is_dir():
+        path = Path(args.out) / args.retest
+    try:
+        data = json.loads((path / "results.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise Refused(f"--retest {args.retest}: no run with a results.json at {path}") from None
+    except (OSError, ValueError) as e:
+        raise Refused(f"--retest {args.retest}: cannot read {path / 'results.json'}: {e}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise Refused(f"--retest {args.retest}: {path / 'results.json'} is not a run's results")
+    again = [c["id"] for c in data["cases"] if c.get("status") in ("FAIL", "NOT RUN")]
+    return {"run": path.name, "invocation": data.get("invocation") or {}, "again": again}
+
+
+def _select(args: argparse.Namespace, checklist: Any, previous: dict[str, Any] | None) -> list[Any]:
+    cases = checklist.cases
+    if previous is not None:
+        known = {c.id for c in cases}
+        gone = [cid for cid in previous["again"] if cid not in known]
+        if gone:
+            raise Refused(f"--retest: the checklist no longer has {', '.join(gone)}")
+        if not previous["again"]:
+            raise Refused(f"--retest {previous['run']}: nothing to retest (no failed or not-run case)")
+        return [c for c in cases if c.id in set(previous["again"])]
+    if args.group or args.case:
+        known = {c.id for c in cases} | {g.id for g in checklist.groups}
+        unknown = [x for x in args.group + args.case if x not in known]
+        if unknown:
+            raise Refused(f"unknown group or case {', '.join(unknown)}")
+        cases = [c for c in cases if c.group in args.group or c.id in args.case]
+    return list(cases)
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must be (or can become) a writable folder; nothing is created here."""
+    probe = out
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        where = "is a file" if probe == out else f"is inside {probe}, which is a file"
+        raise Refused(f"--out {out}: {where}; give a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise Refused(f"--out {out}: {probe} is not writable")

@@ -12,11 +12,42 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from oms.certification import needs as needs_
 from oms.certification.checklist import DEFAULT_CHECKLIST, Case, Checklist, load
+from oms.certification.steps import REGISTRY
 from oms.lifecycle import to_markdown
 
 HEADER = "<!-- Generated from checklist.yaml by `oms certify --docs`; edit the data, not this file. -->\n\n"
-_REQUIRES_TEXT = {"restart": "restart", "crash": "kill -9", "sql": "backend database", "http": "raw HTTP"}
+
+
+def _needs(case: Case) -> str:
+    return ", ".join(case.needs)
+
+
+def step_kinds_md() -> list[str]:
+    """The step kinds, from the registry: what each needs and the keys its schema takes."""
+    lines = [
+        "## Step kinds",
+        "",
+        "Each step is one kind, with its own schema (`oms/certification/steps/`); every key is checked when "
+        "the checklist loads (`oms certify --check FILE`). What a case needs is derived from its steps: "
+        + "; ".join(f"`{n}` = {needs_.TEXT[n]}" for n in needs_.ALL)
+        + ". Mandatory cases need only the tiers (core, read, audit), the HTTP face and the faculties.",
+        "",
+        "| action | needs | keys | what it checks |",
+        "|---|---|---|---|",
+    ]
+    seen = set()
+    for name, kind in REGISTRY.items():
+        module = type(kind).__module__
+        doc = (sys.modules[module].__doc__ or "").strip().split("\n\n")[0]
+        keys = ", ".join(f"`{f.alias or k}`" for k, f in kind.Spec.model_fields.items() if k != "action")
+        first = module not in seen
+        seen.add(module)
+        lines.append(
+            f"| `{name}` | {kind.needs_text} | {keys} | {_md(' '.join(doc.split())) if first else '(as above)'} |"
+        )
+    return [*lines, ""]
 
 
 def _md(text: object) -> str:
@@ -40,6 +71,7 @@ def test_cases_md(checklist: Checklist) -> str:
         "",
         to_markdown(),
         "",
+        *step_kinds_md(),
     ]
     for group in checklist.groups:
         lines += [f"## {group.id} -- {group.name}", "", group.description, ""]
@@ -55,8 +87,7 @@ def _case_md(case: Case) -> list[str]:
     flags = ["mandatory" if case.mandatory else "optional"]
     if case.generated:
         flags.append("generated from the lifecycle table")
-    if case.requires:
-        flags.append("needs a target that supports " + ", ".join(_REQUIRES_TEXT[r] for r in case.requires))
+    flags.append(f"needs {_needs(case)}")
     meta.append(f"**Kind.** {'; '.join(flags)}.")
     meta.append(f"**Evidence.** {', '.join(case.evidence)}.")
     lines = [
@@ -76,10 +107,12 @@ def checklist_md(checklist: Checklist) -> str:
         HEADER + f"# Certification checklist -- {checklist.title} {checklist.version}",
         "",
         "Tick each case from the evidence report of one run (`oms certify` writes it to "
-        "`certification/runs/run-NNN/report.html`). A run certifies when every mandatory case ran and passed "
-        "(exit code 0). Details of every case: [TEST_CASES.md](TEST_CASES.md).",
+        "`certification/runs/run-NNN/report.html`). A run certifies when every mandatory case that applies ran and "
+        "passed (exit code 0); a case whose tier or extension the system does not offer is NOT APPLICABLE, and the "
+        "verdict names what was certified. Details of every case: [TEST_CASES.md](TEST_CASES.md).",
         "",
-        "Run: ______  Target: ____________________  oms version / git commit: ____________________",
+        "Run: ______  Target: ____________________  Tiers offered: ______________  "
+        "oms version / git commit: ____________________",
         "",
     ]
     for group in checklist.groups:
@@ -90,7 +123,7 @@ def checklist_md(checklist: Checklist) -> str:
             "|---|---|---|---|---|---|---|",
         ]
         for c in group.cases:
-            needs = ", ".join(_REQUIRES_TEXT[r] for r in c.requires) or "-"
+            needs = _needs(c)
             lines.append(
                 f"| [ ] | {c.id} | {_md(c.title)} | {'yes' if c.mandatory else 'no'} | {needs} "
                 f"| {', '.join(c.evidence)} | |"

@@ -24,13 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import oms
-from oms.certification.runner import FAIL, NOT_RUN, PASS, CaseResult, RunResult
+from oms.certification.runner import FAIL, NOT_APPLICABLE, NOT_RUN, PASS, CaseResult, RunResult
 from oms.lifecycle import INITIAL_STATUS, TERMINAL, TRANSITIONS, Status, to_markdown, to_mermaid
 
 ENV_BEGIN, ENV_END = "<!-- environment:begin -->", "<!-- environment:end -->"
+HISTORY_BEGIN, HISTORY_END = "<!-- history:begin -->", "<!-- history:end -->"
+"""Around what depends on earlier runs (the comparison with the previous run of the target)."""
 VERDICT_TEXT = {
-    "CERTIFIED": "every mandatory case ran and passed",
-    "FAILED": "at least one case failed",
+    "CERTIFIED": "every mandatory case that applies to the system ran and passed",
+    "FAILED": "at least one case failed (or a required tier is not offered)",
     "INCOMPLETE": "nothing failed, but some mandatory case was not run",
 }
 
@@ -56,8 +58,29 @@ def environment(result: RunResult, target_detail: str = "") -> dict[str, str]:
         "target": result.target_description + (f" ({target_detail})" if target_detail else ""),
         "finished at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "duration": f"{result.seconds:.2f} s",
-        "checklist": f"{result.checklist.source} (version {result.checklist.version})",
+        "checklist file": result.checklist.source,
     }
+
+
+def identification(result: RunResult) -> list[list[str]]:
+    """What was certified, with what: the rows a reviewer signs under (deterministic)."""
+    offer = result.offer
+    rows = [
+        ["system under test", result.target_description],
+        ["the system says about itself", (offer.server if offer and offer.server else "nothing")],
+        ["certified for", result.verdict_line.split(" ", 1)[1]],
+        ["tiers and extensions found", offer.how if offer else "all (our engine)"],
+    ]
+    if result.required - {"core"}:
+        rows.append(["required by the operator", ", ".join(sorted(result.required))])
+    if result.retest_of:
+        rows.append(["retest of", result.retest_of])
+    rows += [
+        ["checklist", f"{result.checklist.title} {result.checklist.version}"],
+        ["checklist sha256", result.checklist.sha256],
+        ["pack version", f"oms.certification {result.pack_version}"],
+    ]
+    return rows
 
 
 def git_commit() -> str:
@@ -101,6 +124,7 @@ def write_reports(
     """Write report.html, junit.xml, summary.md and results.json into a new run directory
     under ``out`` and append the run to ``out/history.md``. Returns the run directory."""
     run_dir = run_dir or new_run_dir(out)
+    result.changes = compare_with_previous(Path(out), run_dir, result)
     env = environment(result, target_detail)
     env["run"] = run_dir.name
     (run_dir / "report.html").write_text(html_report(result, env), encoding="utf-8")
@@ -111,19 +135,68 @@ def write_reports(
     return run_dir
 
 
+def compare_with_previous(base: Path, run_dir: Path, result: RunResult) -> dict[str, Any] | None:
+    """What changed since the previous run of the same target under ``base`` (the run a
+    retest retests, else the newest earlier run with the same invocation), or None."""
+    previous = None
+    if result.retest_of and (base / result.retest_of / "results.json").is_file():
+        previous = base / result.retest_of
+    else:
+        for candidate in sorted(base.glob("run-*"), key=lambda p: p.name, reverse=True):
+            if candidate.name >= run_dir.name:
+                continue
+            data = _read_results(candidate)
+            if data is not None and data.get("invocation", {}).get("identity") == result.invocation.get("identity"):
+                previous = candidate
+                break
+    data = _read_results(previous) if previous else None
+    if data is None or previous is None:
+        return None
+    before = {c["id"]: c["status"] for c in data.get("cases", [])}
+    now = {r.case.id: r.status for r in result.results}
+    changed = {cid: (before[cid], st) for cid, st in now.items() if cid in before and before[cid] != st}
+    return {
+        "previous": previous.name,
+        "newly failing": sorted(cid for cid, (_, st) in changed.items() if st == FAIL),
+        "newly passing": sorted(cid for cid, (_, st) in changed.items() if st == PASS),
+        "other changes": sorted(f"{cid} {a} -> {b}" for cid, (a, b) in changed.items() if b not in (FAIL, PASS)),
+    }
+
+
+def _read_results(run: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((run / "results.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def _append_history(base: Path, run_dir: Path, result: RunResult, env: dict[str, str]) -> None:
     history = base / "history.md"
     if not history.exists():
         history.write_text(
-            "# Certification runs\n\n| run | finished | target | verdict | pass | fail | not run |\n"
-            "|---|---|---|---|---|---|---|\n",
+            "# Certification runs\n\n| run | finished | target | verdict | pass | fail | not run | not applicable "
+            "| retest of | since the previous run of the target |\n|---|---|---|---|---|---|---|---|---|---|\n",
             encoding="utf-8",
         )
+    changes = result.changes
+    since = "first run" if changes is None else _changes_text(changes)
     with history.open("a", encoding="utf-8") as f:
         f.write(
             f"| [{run_dir.name}]({run_dir.name}/report.html) | {env['finished at']} | {_md(result.target_description)} "
-            f"| {result.verdict} | {result.count(PASS)} | {result.count(FAIL)} | {result.count(NOT_RUN)} |\n"
+            f"| {_md(result.verdict_line)} | {result.count(PASS)} | {result.count(FAIL)} | {result.count(NOT_RUN)} "
+            f"| {result.count(NOT_APPLICABLE)} | {result.retest_of or ''} | {_md(since)} |\n"
         )
+
+
+def _changes_text(changes: dict[str, Any]) -> str:
+    parts = [f"vs {changes['previous']}"]
+    for key in ("newly failing", "newly passing", "other changes"):
+        if changes[key]:
+            parts.append(f"{key}: {', '.join(changes[key])}")
+    if len(parts) == 1:
+        parts.append("no change")
+    return "; ".join(parts)
 
 
 # ---- JSON -----------------------------------------------------------------------------------
@@ -131,10 +204,21 @@ def _append_history(base: Path, run_dir: Path, result: RunResult, env: dict[str,
 
 def results_json(result: RunResult) -> dict[str, Any]:
     """The run as data (deterministic: no durations)."""
+    offer = result.offer
     return {
         "verdict": result.verdict,
+        "verdict_line": result.verdict_line,
         "exit_code": result.exit_code,
         "target": result.target_description,
+        "invocation": result.invocation,
+        "offers": sorted(result.offers),
+        "offer_how": offer.how if offer else "",
+        "probes": [list(p) for p in offer.probes] if offer else [],
+        "server": offer.server if offer else None,
+        "required": sorted(result.required),
+        "retest_of": result.retest_of,
+        "checklist_sha256": result.checklist.sha256,
+        "pack_version": result.pack_version,
         "cases": [
             {
                 "id": r.case.id,
@@ -144,6 +228,7 @@ def results_json(result: RunResult) -> dict[str, Any]:
                 "generated": r.case.generated,
                 "status": r.status,
                 "reason": r.reason,
+                "needs": list(r.case.needs),
                 "steps": [
                     {
                         "n": s.index,
@@ -173,7 +258,7 @@ def junit_xml(result: RunResult, env: dict[str, str]) -> str:
         name="OMS certification",
         tests=str(len(result.results)),
         failures=str(result.count(FAIL)),
-        skipped=str(result.count(NOT_RUN)),
+        skipped=str(result.count(NOT_RUN) + result.count(NOT_APPLICABLE)),
         time=f"{result.seconds:.3f}",
     )
     for group in result.checklist.groups:
@@ -186,7 +271,7 @@ def junit_xml(result: RunResult, env: dict[str, str]) -> str:
             name=f"{group.id} {group.name}",
             tests=str(len(cases)),
             failures=str(sum(r.status == FAIL for r in cases)),
-            skipped=str(sum(r.status == NOT_RUN for r in cases)),
+            skipped=str(sum(r.status in (NOT_RUN, NOT_APPLICABLE) for r in cases)),
             errors="0",
             time=f"{sum(r.seconds for r in cases):.3f}",
             timestamp=_iso(env["finished at"]),
@@ -205,9 +290,9 @@ def junit_xml(result: RunResult, env: dict[str, str]) -> str:
             steps = "\n".join(_step_line(s) for s in r.steps)
             if r.status == FAIL:
                 ET.SubElement(tc, "failure", message=r.reason, type="CertificationFailure").text = steps
-            elif r.status == NOT_RUN:
+            elif r.status in (NOT_RUN, NOT_APPLICABLE):
                 ET.SubElement(
-                    tc, "skipped", message=f"NOT RUN: {r.reason}" + ("" if r.case.mandatory else " (optional)")
+                    tc, "skipped", message=f"{r.status}: {r.reason}" + ("" if r.case.mandatory else " (optional)")
                 )
             ET.SubElement(tc, "system-out").text = steps
     ET.indent(root)
@@ -235,29 +320,36 @@ def markdown_summary(result: RunResult, env: dict[str, str]) -> str:
     lines = [
         "# OMS certification summary",
         "",
-        f"**Verdict: {result.verdict}** -- {VERDICT_TEXT[result.verdict]} (exit code {result.exit_code}).",
+        f"**Verdict: {result.verdict_line}** -- {VERDICT_TEXT[result.verdict]} (exit code {result.exit_code}).",
         "",
-        f"Target: {result.target_description}. Checklist: {result.checklist.title} {result.checklist.version}.",
+        "| | |",
+        "|---|---|",
+        *[f"| {_md(k)} | {_md(v)} |" for k, v in identification(result)],
         "",
-        "| cases | pass | fail | not run | mandatory not run |",
-        "|---|---|---|---|---|",
+        HISTORY_BEGIN,
+        f"Since the previous run of this target: {_changes_text(result.changes) if result.changes else 'first run'}.",
+        HISTORY_END,
+        "",
+        "| cases | pass | fail | not run | not applicable | mandatory not run |",
+        "|---|---|---|---|---|---|",
         f"| {len(result.results)} | {result.count(PASS)} | {result.count(FAIL)} | {result.count(NOT_RUN)} "
-        f"| {result.count(NOT_RUN, mandatory=True)} |",
+        f"| {result.count(NOT_APPLICABLE)} | {result.count(NOT_RUN, mandatory=True)} |",
         "",
         "## By group",
         "",
-        "| group | cases | pass | fail | not run |",
-        "|---|---|---|---|---|",
+        "| group | cases | pass | fail | not run | not applicable |",
+        "|---|---|---|---|---|---|",
     ]
     for group in result.checklist.groups:
         rs = [r for r in result.results if r.case.group == group.id]
         if rs:
             lines.append(
                 f"| {group.id} {group.name} | {len(rs)} | {sum(r.status == PASS for r in rs)} "
-                f"| {sum(r.status == FAIL for r in rs)} | {sum(r.status == NOT_RUN for r in rs)} |"
+                f"| {sum(r.status == FAIL for r in rs)} | {sum(r.status == NOT_RUN for r in rs)} "
+                f"| {sum(r.status == NOT_APPLICABLE for r in rs)} |"
             )
     attention = [r for r in result.results if r.status != PASS]
-    lines += ["", "## Failed and not run", ""]
+    lines += ["", "## Failed, not run and not applicable", ""]
     lines += [
         f"- **{r.status}** {r.case.id} {_md(r.case.title)}{'' if r.case.mandatory else ' (optional)'}: {_md(r.reason)}"
         for r in attention
@@ -412,7 +504,21 @@ code,.mono{font-family:ui-monospace,monospace;font-size:12px}
 .cell-bad{background:#ffebee}
 .env{background:#f7f7f9;border:1px dashed #aaa;padding:8px 16px;border-radius:6px}
 .signoff td{height:28px;min-width:160px}
+.NOTAPPLICABLE{background:#607d8b}
+.ident td:first-child{font-weight:600;background:#f4f4f6}
+@media print{
+body{max-width:none;padding:0;font-size:11px}
+details{break-inside:avoid-page;border:none;padding:0}
+details::details-content{content-visibility:visible;display:block}
+summary{list-style:none}
+a{color:inherit;text-decoration:none}
+}
 """
+_PRINT_JS = (
+    "addEventListener('beforeprint',function(){"
+    "document.querySelectorAll('details').forEach(function(d){d.open=true})});"
+)
+"""Printing opens every case, so a printed report carries all its steps and evidence."""
 
 
 def _e(value: Any) -> str:
@@ -435,21 +541,29 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         "<title>OMS certification report</title>",
-        f"<style>{_CSS}</style></head><body>",
+        f"<style>{_CSS}</style>",
+        f"<script>{_PRINT_JS}</script></head><body>",
         "<h1>OMS certification report</h1>",
         f'<div class="meta">{_e(r.checklist.title)} {_e(r.checklist.version)} &middot; '
         f"target: <b>{_e(r.target_description)}</b></div>",
-        f'<div class="verdict {r.verdict}">{r.verdict}</div> '
+        f'<div class="verdict {r.verdict}">{_e(r.verdict_line)}</div> '
         f'<span class="meta">{_e(VERDICT_TEXT[r.verdict])} &middot; exit code {r.exit_code}</span>',
+        "<h2>System under test</h2>",
+        _table(["", ""], identification(r), cls="ident"),
+        _probes_html(r),
+        HISTORY_BEGIN,
+        _changes_html(r),
+        HISTORY_END,
         "<h2>Summary</h2>",
         _table(
-            ["cases", "pass", "fail", "not run", "mandatory cases", "mandatory not run"],
+            ["cases", "pass", "fail", "not run", "not applicable", "mandatory cases", "mandatory not run"],
             [
                 [
                     str(len(r.results)),
                     str(r.count(PASS)),
                     str(r.count(FAIL)),
                     str(r.count(NOT_RUN)),
+                    str(r.count(NOT_APPLICABLE)),
                     str(sum(x.case.mandatory for x in r.results)),
                     str(r.count(NOT_RUN, mandatory=True)),
                 ]
@@ -468,11 +582,12 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
                     str(sum(x.status == PASS for x in rs)),
                     str(sum(x.status == FAIL for x in rs)),
                     str(sum(x.status == NOT_RUN for x in rs)),
+                    str(sum(x.status == NOT_APPLICABLE for x in rs)),
                 ]
             )
-    out.append(_table(["group", "name", "cases", "pass", "fail", "not run"], rows))
+    out.append(_table(["group", "name", "cases", "pass", "fail", "not run", "not applicable"], rows))
     attention = [x for x in r.results if x.status != PASS]
-    out.append("<h3>Failed and not run</h3>")
+    out.append("<h3>Failed, not run and not applicable</h3>")
     if attention:
         out.append(
             "<ul>"
@@ -523,6 +638,26 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def _probes_html(r: RunResult) -> str:
+    if not r.offer or not r.offer.probes:
+        return ""
+    rows = [list(p) for p in r.offer.probes]
+    return "<p class=meta>How the offer was found:</p>" + _table(["request", "answer", "conclusion"], rows)
+
+
+def _changes_html(r: RunResult) -> str:
+    c = r.changes
+    if c is None:
+        return "<p class=meta>First run of this target in this folder: nothing to compare.</p>"
+    items = [
+        f"<li><b>{_e(k)}</b>: {_e(', '.join(c[k]))}</li>"
+        for k in ("newly failing", "newly passing", "other changes")
+        if c[k]
+    ]
+    body = f"<ul>{''.join(items)}</ul>" if items else "<p class=meta>No case changed its result.</p>"
+    return f"<h3>Since {_e(c['previous'])} (the previous run of this target)</h3>{body}"
 
 
 def _coverage_html(r: RunResult) -> str:

@@ -1,10 +1,19 @@
-"""Systems under test: what the runner certifies, and the real faults it can inflict.
+"""Systems under test: what the runner certifies, what each offers, and the real faults
+the harness can inflict.
 
-Adapter layer. A target hands the runner a gateway and says what else it can do
-(``capabilities``): ``restart`` (graceful stop + start on the same database), ``crash``
-(kill -9 of the real process holding the database, then start again), ``sql`` (read the
-backend DuckDB file), ``http`` (raw REST requests). A case needing a capability the
-target lacks is NOT RUN -- never passed.
+Adapter layer. A target hands the runner a gateway, says what the system offers
+(``offer()``: the tiers and extensions of ``oms.certification.needs``, declared by the
+operator or probed) and what the harness can do to it (``capabilities``, its faculties):
+``raw_http`` (requests byte for byte), ``restart`` (graceful stop + start on the same
+database), ``crash`` (kill -9 of the real process holding the database, then start
+again). A case needing a faculty the target lacks is NOT RUN -- never passed; one
+needing a tier or extension the system does not offer is NOT APPLICABLE.
+
+Probing an HTTP system (``probe``) sends one ``POST /order`` (a probe order, symbol
+PROBE) and then ``GET /order/{id}``, ``GET /order/{id}/events`` and ``GET /events``
+for it: a tier is absent only when its route answers 404, 405 or 501 without the
+contract's error shape; any other answer -- right or wrong -- means it is there, and its
+cases judge it.
 
 - ``EmbeddedTarget``: our engine in this process on a DuckDB file (by default a fresh
   one with the simulated clock). Restart closes and reopens the file; a crash runs the
@@ -28,13 +37,16 @@ import sys
 import tempfile
 import threading
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import oms
+from oms.certification import needs as needs_
 from oms.certification._child import Op, apply_ops, stream_order
-from oms.errors import OMSError
+from oms.certification.values import NotOffered, NotSupported
+from oms.certification.wire import WireGateway
 from oms.gateway import Gateway
 
 READY_TIMEOUT_S = 30.0
@@ -42,12 +54,30 @@ STOP_TIMEOUT_S = 10.0
 CHILD_TIMEOUT_S = 30.0
 
 
-class NotSupported(Exception):
-    """The target cannot do what a step needs; the case is reported NOT RUN."""
-
-
 class TargetError(Exception):
     """The target could not be started or reached at all."""
+
+
+@dataclass
+class Offer:
+    """What the system under test offers, and how that was found out."""
+
+    names: frozenset[str]
+    how: str
+    """``declared by the operator (--offers ...)``, ``probed over HTTP``, ..."""
+    probes: list[tuple[str, str, str]] = field(default_factory=list)
+    """(request, answer, conclusion) of each probe."""
+    server: str | None = None
+    """What the server says about itself (Server header, OpenAPI title), if anything."""
+    probe_id: int | None = None
+    """The order the probe created, if it created one."""
+    tentative: frozenset[str] = frozenset()
+    """Offered names confirmed only when a step uses them (``sql`` of a managed server)."""
+
+
+def declared(names: frozenset[str]) -> Offer:
+    shown = ",".join(n for n in needs_.OFFERABLE if n in names)
+    return Offer(frozenset(names) | {"core"}, f"declared by the operator (--offers {shown or 'core'})")
 
 
 class Target:
@@ -64,24 +94,30 @@ class Target:
     def description(self) -> str:
         raise NotImplementedError
 
-    def require(self, capability: str) -> None:
-        if capability not in self.capabilities:
-            raise NotSupported(f"{self.kind} target cannot {capability}")
+    def offer(self, declared_names: frozenset[str] | None = None) -> Offer:
+        """What the system offers: ``declared_names`` when the operator said, else probed."""
+        if declared_names is not None:
+            return declared(declared_names)
+        return Offer(frozenset(needs_.OFFERABLE), "all tiers and extensions (our engine)")
 
     def restart(self) -> None:
         raise NotSupported(f"{self.kind} target cannot restart")
 
     def crash(self, ops: list[Op]) -> list[dict[str, Any]]:
-        raise NotSupported(f"{self.kind} target cannot be killed")
+        raise NotSupported(f"{self.kind} target cannot be killed")  # pragma: no cover
 
     def crash_stream(self, acks: int, token: str) -> tuple[list[dict[str, Any]], int]:
         raise NotSupported(f"{self.kind} target cannot be killed")
 
     def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        raise NotSupported(f"{self.kind} target has no backend database to read")
+        raise NotOffered(f"the {self.kind} target has no backend database to read")
 
     def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
         raise NotSupported(f"{self.kind} target does not speak HTTP")
+
+    def wait(self, seconds: float) -> None:
+        """Let the system's clock move on by at least ``seconds``."""
+        time.sleep(seconds)
 
     def prepare(self, capabilities: set[str]) -> None:
         """The run ahead needs these capabilities: get ready early (optional)."""
@@ -100,7 +136,7 @@ class EmbeddedTarget(Target):
     """Our engine in this process, on a DuckDB file (fresh in a temp dir by default)."""
 
     kind = "embedded"
-    capabilities = frozenset({"restart", "crash", "sql"})
+    capabilities = frozenset({"restart", "crash"})
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, simulated: bool | None = None) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -134,6 +170,10 @@ class EmbeddedTarget(Target):
     def restart(self) -> None:
         self._engine.close()
         self._open(self._clock)  # the simulated clock goes on where it was
+
+    def wait(self, seconds: float) -> None:
+        if not self.simulated:
+            time.sleep(seconds)  # the simulated clock moves on by itself with every reading
 
     def prepare(self, capabilities: set[str]) -> None:
         if "crash" in capabilities and self._standby is None:
@@ -196,6 +236,11 @@ class EmbeddedTarget(Target):
             self._after_crash(ticks=len(acked) + 1)  # + the one that may have been in flight
         return acked, before_kill
 
+    def offer(self, declared_names: frozenset[str] | None = None) -> Offer:
+        if declared_names is not None:
+            return declared(declared_names)
+        return Offer(frozenset(needs_.OFFERABLE), "our embedded engine: every tier, GET /events and its DuckDB file")
+
     def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
         table = self._engine.arrow(query, params)
         return [tuple(row.values()) for row in table.to_pylist()]
@@ -257,13 +302,12 @@ class RemoteTarget(Target):
     """A server someone else runs: the gateway and raw HTTP, nothing it cannot undo."""
 
     kind = "url"
-    capabilities = frozenset({"http"})
+    capabilities: frozenset[str] = frozenset()
 
     def __init__(self, url: str, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.token = token
-        self._gateway: Any = oms.connect(self.url, token=token)
-        self._http: Any = None
+        self._gateway: Any = WireGateway(self.url, token=token)
 
     @property
     def description(self) -> str:
@@ -273,34 +317,22 @@ class RemoteTarget(Target):
     def gateway(self) -> Gateway:
         return self._gateway  # type: ignore[no-any-return]
 
-    def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
-        import httpx
+    def offer(self, declared_names: frozenset[str] | None = None) -> Offer:
+        offer = declared(declared_names) if declared_names is not None else probe(self._gateway)
+        offer.names = offer.names | {"raw_http"}  # every HTTP system has its HTTP face
+        return offer
 
-        if self._http is None:
-            headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-            self._http = httpx.Client(base_url=self.url, headers=headers, timeout=10.0)
+    def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
         if json_body is not None:
             body = json.dumps(json_body)
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        response = self._http.request(method, path, content=body, headers=headers)
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = response.text
-        return response.status_code, payload
+        return self._gateway.request(method, path, body)  # type: ignore[no-any-return]
 
     def _reconnect(self) -> None:
         self._gateway.close()
-        self._gateway = oms.connect(self.url, token=self.token)
-        if self._http is not None:
-            self._http.close()
-            self._http = None
+        self._gateway = WireGateway(self.url, token=self.token)
 
     def close(self) -> None:
         self._gateway.close()
-        if self._http is not None:
-            self._http.close()
-            self._http = None
 
 
 # ---- managed ---------------------------------------------------------------------------------
@@ -317,7 +349,7 @@ class ManagedTarget(RemoteTarget):
     stop, kill and start again on the same database."""
 
     kind = "managed"
-    capabilities = frozenset({"http", "restart", "crash", "sql"})
+    capabilities = frozenset({"restart", "crash"})
     fresh = True
 
     def __init__(self, command: str, *, workdir: str | os.PathLike[str] | None = None, log: Path | None = None) -> None:
@@ -341,6 +373,16 @@ class ManagedTarget(RemoteTarget):
     @property
     def description(self) -> str:
         return f"managed server: {self.command}"
+
+    def offer(self, declared_names: frozenset[str] | None = None) -> Offer:
+        offer = super().offer(declared_names)
+        if declared_names is None:  # its database file is read when a sql case first needs it
+            offer.names = offer.names | {"sql"}
+            offer.tentative = frozenset({"sql"})
+            offer.probes.append(
+                ("{db} as a DuckDB file", "read when a sql case needs it", "sql if it has the reference schema")
+            )
+        return offer
 
     def argv(self) -> list[str]:
         python = shlex.quote(sys.executable)
@@ -435,18 +477,22 @@ class ManagedTarget(RemoteTarget):
             while not stop.is_set():
                 try:
                     order = self.gateway.create(**stream_order(token, i))
-                except OMSError:
+                except Exception as e:  # refused, unreachable (killed) or breaking the contract
+                    failure.append(e)
+                    enough.set()
                     return
                 acked.append(order.to_dict())
                 i += 1
                 if len(acked) >= acks:
                     enough.set()
 
+        failure: list[Exception] = []
         writer = threading.Thread(target=stream, daemon=True)
         writer.start()
-        if not enough.wait(CHILD_TIMEOUT_S):
+        if not enough.wait(CHILD_TIMEOUT_S) or (failure and len(acked) < acks):
             stop.set()
-            raise TargetError("the server did not acknowledge the stream of creates")
+            why = f": {failure[0]}" if failure else ""
+            raise TargetError(f"the server did not acknowledge the stream of creates{why}")
         before_kill = len(acked)
         self._signal(signal.SIGKILL)  # the writer is still sending
         stop.set()
@@ -464,15 +510,18 @@ class ManagedTarget(RemoteTarget):
             self.stop()
             self._down_for_sql = True
         if not Path(self.db).is_file():
-            raise NotSupported(f"the server wrote no database file at {{db}} ({self.db})")
+            raise NotOffered("the system offers no backend database: it wrote no file at {db}")
+        with open(self.db, "rb") as f:
+            if f.read(12)[8:12] != b"DUCK":
+                raise NotOffered("the system's {db} is not a DuckDB file")
         try:
-            con = duckdb.connect(self.db, read_only=True)
+            con = duckdb.connect(self.db, read_only=True, config=_NO_EXTENSIONS)
         except duckdb.Error as e:
-            raise NotSupported(f"{{db}} is not a DuckDB database this pack can read: {e}") from None
+            raise NotOffered(f"the system's {{db}} is not a DuckDB database this pack can read: {e}") from None
         try:
             return con.execute(query, params).fetchall()
         except duckdb.CatalogException as e:
-            raise NotSupported(f"the backend does not have the reference schema: {e}") from None
+            raise NotOffered(f"the system's database does not have the reference schema: {e}") from None
         finally:
             con.close()
 
@@ -488,6 +537,57 @@ class ManagedTarget(RemoteTarget):
         finally:
             self._signal(signal.SIGTERM)
             self._tmp.cleanup()
+
+
+def probe(gw: WireGateway) -> Offer:
+    """What an HTTP system offers, found by asking it (see the module docstring)."""
+    probes: list[tuple[str, str, str]] = []
+    names = {"core"}
+    probe_id = None
+    status, body = gw.request("POST", "/order", '{"symbol": "PROBE", "side": "BUY", "quantity": 1, "price": 1}')
+    if 200 <= status < 300 and isinstance(body, dict) and _is_id(body.get("order_id")):
+        probe_id = int(body["order_id"])
+        probes.append(("POST /order (a probe order)", f"{status}, order {probe_id}", "core answers"))
+    else:
+        probes.append(("POST /order (a probe order)", f"{status}", "no probe order: the core cases will show why"))
+    some_id = probe_id if probe_id is not None else 1
+    for name, path in (("read", f"/order/{some_id}"), ("audit", f"/order/{some_id}/events"), ("events_log", "/events")):
+        status, body = gw.request("GET", path)
+        there = _route_there(status, body) and (name != "events_log" or (status == 200 and isinstance(body, list)))
+        probes.append((f"GET {path}", str(status), f"{name} {'offered' if there else 'not offered'}"))
+        if there:
+            names.add(name)
+    status, body = gw.request("GET", "/openapi.json")
+    info = body.get("info") if status == 200 and isinstance(body, dict) else None
+    described = [gw.server] if gw.server else []
+    if isinstance(info, dict) and info.get("title"):
+        described.append(f"{info.get('title')} {info.get('version', '')}".strip())
+    return Offer(
+        frozenset(names),
+        "probed over HTTP (one probe order)",
+        probes,
+        "; ".join(described) or None,
+        probe_id,
+    )
+
+
+def _route_there(status: int, body: Any) -> bool:
+    """False only for 'no such route': 404 / 405 / 501 without the contract's error shape."""
+    if status not in (404, 405, 501):
+        return True
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return isinstance(detail, dict) and isinstance(detail.get("code"), str)
+
+
+def _is_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
+    "autoinstall_known_extensions": False,
+    "autoload_known_extensions": False,
+}
+"""Reading a system's file never downloads or loads a DuckDB extension."""
 
 
 def make_target(

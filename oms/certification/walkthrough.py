@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from oms.certification.checklist import Checklist, load
-from oms.certification.runner import FAIL, NOT_RUN, PASS, CaseResult, Runner, RunResult
+from oms.certification.runner import FAIL, NOT_APPLICABLE, NOT_RUN, PASS, CaseResult, Runner, RunResult
 from oms.certification.targets import EmbeddedTarget, Target
 from oms.lifecycle import COMMANDS, Status
 
@@ -57,8 +57,11 @@ class GroupResult:
 
     def __str__(self) -> str:
         lines = [r.line() + ("" if r.case.mandatory or r.status == PASS else " (optional)") for r in self.results]
-        counts = {s: sum(r.status == s for r in self.results) for s in (PASS, FAIL, NOT_RUN)}
-        lines.append(f"-- {self.group}: {counts[PASS]} passed, {counts[FAIL]} failed, {counts[NOT_RUN]} not run")
+        counts = {s: sum(r.status == s for r in self.results) for s in (PASS, FAIL, NOT_RUN, NOT_APPLICABLE)}
+        lines.append(
+            f"-- {self.group}: {counts[PASS]} passed, {counts[FAIL]} failed, {counts[NOT_RUN]} not run, "
+            f"{counts[NOT_APPLICABLE]} not applicable"
+        )
         if self.evidence:
             for r in self.results:
                 for ev in r.evidence:
@@ -84,25 +87,31 @@ class Walkthrough:
         return GroupResult(group_id, results, evidence)
 
     def result(self) -> RunResult:
-        return RunResult(self.checklist, self.target.kind, self.target.description, self.results)
+        r = self.runner
+        return RunResult(
+            self.checklist, self.target.kind, self.target.description, self.results, offer=r.offer, required=r.required
+        )
 
     def summary(self) -> str:
         """Verdict, counts by group, the lifecycle coverage grid and the sign-off fields."""
         r = self.result()
         lines = [
             f"Target:  {r.target_description}",
-            f"Verdict: {r.verdict} (exit code {r.exit_code})",
+            f"Verdict: {r.verdict_line} (exit code {r.exit_code})",
             f"Cases:   {len(r.results)} run of {len(self.checklist.cases)}: {r.count(PASS)} passed, "
-            f"{r.count(FAIL)} failed, {r.count(NOT_RUN)} not run ({r.count(NOT_RUN, mandatory=True)} mandatory)",
+            f"{r.count(FAIL)} failed, {r.count(NOT_RUN)} not run ({r.count(NOT_RUN, mandatory=True)} mandatory), "
+            f"{r.count(NOT_APPLICABLE)} not applicable",
             "",
         ]
         rows = []
         for g in self.checklist.groups:
             rs = [x for x in r.results if x.case.group == g.id]
             rows.append(
-                [g.id, g.name, str(len(rs))] + [str(sum(x.status == s for x in rs)) for s in (PASS, FAIL, NOT_RUN)]
+                [g.id, g.name, str(len(rs))]
+                + [str(sum(x.status == s for x in rs)) for s in (PASS, FAIL, NOT_RUN, NOT_APPLICABLE)]
             )
-        lines += [table(["group", "name", "cases", "pass", "fail", "not run"], rows, max_rows=len(rows)), ""]
+        columns = ["group", "name", "cases", "pass", "fail", "not run", "n/a"]
+        lines += [table(columns, rows, max_rows=len(rows)), ""]
         cov = r.coverage()
         grid = [
             [s.value]
