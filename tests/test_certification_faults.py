@@ -23,6 +23,7 @@ import pytest
 MINIMAL = Path(__file__).parent / "faulty_oms" / "minimal_oms.py"
 SERVE = "{python} " + str(MINIMAL) + " --db {db} --port {port}"
 OMS = str(Path(sys.executable).parent / "oms")
+ROOT = Path(__file__).resolve().parent.parent
 
 # For each fault: the cases that state the rule it breaks (each must FAIL). Other cases
 # may fail too, where the same broken rule shows up again.
@@ -75,6 +76,7 @@ def certify(serve: str, out: Path, *extra: str) -> tuple[int, dict[str, Any]]:
         capture_output=True,
         text=True,
         timeout=600,
+        cwd=ROOT,
     )
     assert "Traceback" not in done.stderr, done.stderr
     (run,) = sorted(out.glob("run-*"))
@@ -139,3 +141,16 @@ def test_declared_tiers_replace_the_probe_and_an_absent_required_tier_fails_the_
     code, data = certify(SERVE, tmp_path / "required", "--offers", "read", "--require", "audit", "--group", "RP")
     assert code == 1 and data["verdict"] == "FAILED"
     assert "required but not offered: audit" in data["verdict_line"]
+
+
+def test_the_original_specifications_stack_gets_the_verdict_its_behaviour_deserves(tmp_path: Path) -> None:
+    """FastAPI + SQLAlchemy + SQLite as the seed's tutorial shapes it: no version, no
+    event log, prices as strings, timestamps without a zone -- FAILED, each failure named."""
+    serve = "env BASELINE_DB={db} {python} -m uvicorn benchmarks.baseline_sqlalchemy_app:app --port {port}"
+    code, data = certify(serve, tmp_path)
+    assert code == 1 and data["verdict"] == "FAILED"
+    reasons = " ".join(c["reason"] for c in data["cases"] if c["status"] == "FAIL")
+    for rule in ("no version", "price 1500.2500 (string) breaks the contract", "created_at", 'not {"detail"'):
+        assert rule in reasons
+    assert all(c["reason"] for c in data["cases"] if c["status"] != "PASS")  # every failure explained
+    assert "audit not offered" in " ".join(p[2] for p in data["probes"])

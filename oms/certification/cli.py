@@ -144,6 +144,7 @@ def _main(args: argparse.Namespace) -> int:
         target.close()
     result.invocation = invocation
     result.retest_of = previous["run"] if previous else None
+    result.started_as = " ".join(target.argv()) if hasattr(target, "argv") else None
     write_reports(result, args.out, run_dir=run_dir, target_detail=invocation["target"] or invocation["serve"] or "")
     print(
         f"{result.verdict_line}: {result.count('PASS')} passed, {result.count('FAIL')} failed, "

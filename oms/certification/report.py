@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import oms
+from oms.certification import needs as needs_
 from oms.certification.runner import FAIL, NOT_APPLICABLE, NOT_RUN, PASS, CaseResult, RunResult
 from oms.lifecycle import INITIAL_STATUS, TERMINAL, TRANSITIONS, Status, to_markdown, to_mermaid
 
@@ -59,6 +60,7 @@ def environment(result: RunResult, target_detail: str = "") -> dict[str, str]:
         "finished at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "duration": f"{result.seconds:.2f} s",
         "checklist file": result.checklist.source,
+        **({"started as": result.started_as} if result.started_as else {}),
     }
 
 
@@ -68,8 +70,8 @@ def identification(result: RunResult) -> list[list[str]]:
     rows = [
         ["system under test", result.target_description],
         ["the system says about itself", (offer.server if offer and offer.server else "nothing")],
-        ["certified for", result.verdict_line.split(" ", 1)[1]],
-        ["tiers and extensions found", offer.how if offer else "all (our engine)"],
+        ["tiers and extensions offered", needs_.offer_text(result.offers)],
+        ["how the offer was found", offer.how if offer else "all (our engine)"],
     ]
     if result.required - {"core"}:
         rows.append(["required by the operator", ", ".join(sorted(result.required))])
@@ -507,7 +509,7 @@ code,.mono{font-family:ui-monospace,monospace;font-size:12px}
 .NOTAPPLICABLE{background:#607d8b}
 .ident td:first-child{font-weight:600;background:#f4f4f6}
 @media print{
-body{max-width:none;padding:0;font-size:11px}
+body{max-width:none;padding:0;font-size:11px;-webkit-print-color-adjust:exact;print-color-adjust:exact}
 details{break-inside:avoid-page;border:none;padding:0}
 details::details-content{content-visibility:visible;display:block}
 summary{list-style:none}
@@ -549,7 +551,7 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
         f'<div class="verdict {r.verdict}">{_e(r.verdict_line)}</div> '
         f'<span class="meta">{_e(VERDICT_TEXT[r.verdict])} &middot; exit code {r.exit_code}</span>',
         "<h2>System under test</h2>",
-        _table(["", ""], identification(r), cls="ident"),
+        _rows(identification(r), cls="ident"),
         _probes_html(r),
         HISTORY_BEGIN,
         _changes_html(r),
@@ -640,6 +642,12 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
     return "\n".join(out)
 
 
+def _rows(rows: list[list[str]], cls: str) -> str:
+    """A two-column table of labelled values (no header row)."""
+    body = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in rows)
+    return f'<table class="{cls}"><tbody>{body}</tbody></table>'
+
+
 def _probes_html(r: RunResult) -> str:
     if not r.offer or not r.offer.probes:
         return ""
@@ -692,6 +700,7 @@ def _case_html(x: CaseResult) -> str:
     ]
     if c.fix:
         parts.append(f"<div class=meta><b>FIX.</b> {_e(c.fix)}</div>")
+    parts.append(f"<div class=meta><b>Needs.</b> {_e(', '.join(c.needs))}</div>")
     if x.reason:
         parts.append(f"<div class=meta><b>{_e(x.status)}:</b> {_e(x.reason)}</div>")
     rows = []

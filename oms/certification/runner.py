@@ -93,6 +93,8 @@ class RunResult:
     """How the target was named (``target`` / ``serve`` / ``token_env``, ``offers``, ``require``):
     what ``--retest`` needs to reach the same target again."""
     retest_of: str | None = None
+    started_as: str | None = None
+    """The start command of a managed server as run (ports and paths filled in): environment."""
     changes: dict[str, Any] | None = None
     """Against the previous run of the same target (set when the reports are written)."""
 

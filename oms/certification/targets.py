@@ -380,7 +380,7 @@ class ManagedTarget(RemoteTarget):
             offer.names = offer.names | {"sql"}
             offer.tentative = frozenset({"sql"})
             offer.probes.append(
-                ("{db} as a DuckDB file", "read when a sql case needs it", "sql if it has the reference schema")
+                ("its database file", "read when a sql case needs it", "sql if DuckDB with the reference schema")
             )
         return offer
 
@@ -510,14 +510,14 @@ class ManagedTarget(RemoteTarget):
             self.stop()
             self._down_for_sql = True
         if not Path(self.db).is_file():
-            raise NotOffered("the system offers no backend database: it wrote no file at {db}")
+            raise NotOffered("the system offers no backend database: it wrote no database file")
         with open(self.db, "rb") as f:
             if f.read(12)[8:12] != b"DUCK":
-                raise NotOffered("the system's {db} is not a DuckDB file")
+                raise NotOffered("the system's database file is not a DuckDB file")
         try:
             con = duckdb.connect(self.db, read_only=True, config=_NO_EXTENSIONS)
         except duckdb.Error as e:
-            raise NotOffered(f"the system's {{db}} is not a DuckDB database this pack can read: {e}") from None
+            raise NotOffered(f"the system's database file is not a DuckDB database this pack can read: {e}") from None
         try:
             return con.execute(query, params).fetchall()
         except duckdb.CatalogException as e:
