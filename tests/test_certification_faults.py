@@ -52,7 +52,7 @@ CATCHES: dict[str, set[str]] = {
     "refusals-not-logged": {"SM-040", "RP-070", "RP-080"},
     "events-no-version": {"OE-090", "PB-060"},
     "events-newest-first": {"RP-050", "PB-060"},
-    "lazy-commit": {"PB-050"},
+    "lazy-commit": {"PB-090"},  # killed while still writing: the acknowledged tail is lost
     "forgets-on-restart": {"PB-010", "PB-030"},
     "racy-check-then-act": {"IC-050"},
     "timestamps-no-millis": {"OE-010"},

@@ -29,7 +29,8 @@ from oms.certification import needs as needs_
 from oms.certification.checklist import DEFAULT_CHECKLIST, ChecklistError, load
 
 if TYPE_CHECKING:
-    from oms.certification.runner import CaseResult
+    from oms.certification.checklist import Case, Checklist
+    from oms.certification.runner import CaseResult, Progress, RunResult
 
 DEFAULT_OUT = "certification/runs"
 
@@ -116,36 +117,26 @@ def _main(args: argparse.Namespace) -> int:
         for path in write_docs(checklist, Path(invocation["checklist"]).parent):
             print(f"wrote {path}")
         return 0
-    offers = _names(invocation["offers"], "--offers") if invocation["offers"] is not None else None
-    require = _names(invocation["require"], "--require")
+    _names(invocation["offers"] or "", "--offers")
+    _names(invocation["require"] or "", "--require")
     cases = _select(args, checklist, previous)
     _check_out(Path(args.out))
 
-    # Imported here: `oms --help` and the other commands do not pay for the runner and DuckDB.
-    from oms.certification.report import new_run_dir, write_reports
-    from oms.certification.runner import Runner
-    from oms.certification.targets import TargetError, make_target
-
-    run_dir = new_run_dir(args.out)
+    if not args.quiet:
+        print(f"oms certify: {len(cases)} cases", file=sys.stderr, flush=True)
     try:
-        target = make_target(invocation["target"], invocation["serve"], token=args.token, log=run_dir / "server.log")
-    except (TargetError, OSError) as e:
-        print(f"oms certify: the target could not be started: {e}", file=sys.stderr)
+        result, run_dir = certify(
+            invocation,
+            checklist,
+            cases,
+            out=Path(args.out),
+            token=args.token,
+            retest_of=previous["run"] if previous else None,
+            progress=None if args.quiet else _progress,
+        )
+    except Refused as e:
+        print(f"oms certify: {e}", file=sys.stderr)
         return 2
-    except Exception as e:
-        print(f"oms certify: the target could not be opened: {e}", file=sys.stderr)
-        return 2
-    try:
-        if not args.quiet:
-            print(f"oms certify: {len(cases)} cases against {target.description}", file=sys.stderr, flush=True)
-        runner = Runner(target, checklist, offers=offers, require=require)
-        result = runner.run(cases, progress=None if args.quiet else _progress)
-    finally:
-        target.close()
-    result.invocation = invocation
-    result.retest_of = previous["run"] if previous else None
-    result.started_as = " ".join(target.argv()) if hasattr(target, "argv") else None
-    write_reports(result, args.out, run_dir=run_dir, target_detail=invocation["target"] or invocation["serve"] or "")
     print(
         f"{result.verdict_line}: {result.count('PASS')} passed, {result.count('FAIL')} failed, "
         f"{result.count('NOT RUN')} not run, {result.count('NOT APPLICABLE')} not applicable "
@@ -153,6 +144,55 @@ def _main(args: argparse.Namespace) -> int:
     )
     print(f"report: {run_dir / 'report.html'}")
     return result.exit_code
+
+
+def certify(
+    invocation: dict[str, Any],
+    checklist: Checklist,
+    cases: list[Case],
+    *,
+    out: Path,
+    token: str | None = None,
+    retest_of: str | None = None,
+    progress: Progress | None = None,
+) -> tuple[RunResult, Path]:
+    """One run: start the target the invocation names, run ``cases``, write the reports
+    into a new run directory under ``out``. The one path of the CLI and the notebook desk.
+    Raises Refused when the target cannot be started or opened (nothing but its log written)."""
+    # Imported here: `oms --help` and the other commands do not pay for the runner and DuckDB.
+    from oms.certification.report import new_run_dir, write_reports
+    from oms.certification.runner import Runner
+    from oms.certification.targets import TargetError, make_target
+
+    offers = _names(invocation["offers"], "--offers") if invocation.get("offers") is not None else None
+    require = _names(invocation.get("require") or "", "--require")
+    _check_out(out)
+    run_dir = new_run_dir(out)
+    try:
+        target = make_target(invocation["target"], invocation["serve"], token=token, log=run_dir / "server.log")
+    except (TargetError, OSError) as e:
+        raise Refused(f"the target could not be started: {e}") from None
+    except Exception as e:
+        raise Refused(f"the target could not be opened: {e}") from None
+    try:
+        result = Runner(target, checklist, offers=offers, require=require).run(cases, progress=progress)
+        result.started_as = " ".join(target.argv()) if hasattr(target, "argv") else None
+    finally:
+        target.close()
+    result.invocation = invocation
+    result.retest_of = retest_of
+    write_reports(result, out, run_dir=run_dir, target_detail=invocation["target"] or invocation["serve"] or "")
+    return result, run_dir
+
+
+def invocation_for(
+    target: str | None = None, serve: str | None = None, *, offers: str | None = None, require: str = "",
+    checklist: str = str(DEFAULT_CHECKLIST),
+) -> dict[str, Any]:  # fmt: skip
+    """How a run names its target (kept in results.json: what ``--retest`` reaches again)."""
+    identity = f"serve: {serve}" if serve else (f"target: {target}" if target else "embedded: fresh")
+    return {"identity": identity, "target": target, "serve": serve, "offers": offers, "require": require,
+            "checklist": checklist}  # fmt: skip
 
 
 def _names(text: str, option: str) -> frozenset[str]:
@@ -169,17 +209,7 @@ def _invocation(args: argparse.Namespace, previous: dict[str, Any] | None) -> di
         if not inv:
             raise Refused(f"{previous['run']} does not say how its target was reached; run it again instead")
         return inv
-    identity = (
-        f"serve: {args.serve}" if args.serve else (f"target: {args.target}" if args.target else "embedded: fresh")
-    )
-    return {
-        "identity": identity,
-        "target": args.target,
-        "serve": args.serve,
-        "offers": args.offers,
-        "require": args.require,
-        "checklist": args.checklist,
-    }
+    return invocation_for(args.target, args.serve, offers=args.offers, require=args.require, checklist=args.checklist)
 
 
 def _previous(args: argparse.Namespace) -> dict[str, Any]:

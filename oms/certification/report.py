@@ -30,6 +30,8 @@ from oms.lifecycle import INITIAL_STATUS, TERMINAL, TRANSITIONS, Status, to_mark
 
 ENV_BEGIN, ENV_END = "<!-- environment:begin -->", "<!-- environment:end -->"
 HISTORY_BEGIN, HISTORY_END = "<!-- history:begin -->", "<!-- history:end -->"
+SIGNOFF_BEGIN, SIGNOFF_END = "<!-- signoff:begin -->", "<!-- signoff:end -->"
+SIGNOFF_ROLES = ("Test lead", "Reviewer (venue / broker)")
 """Around what depends on earlier runs (the comparison with the previous run of the target)."""
 VERDICT_TEXT = {
     "CERTIFIED": "every mandatory case that applies to the system ran and passed",
@@ -604,9 +606,9 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
         out.append("<p>None: every case ran and passed.</p>")
     out += [
         "<h3>Sign-off</h3>",
-        '<table class="signoff"><thead><tr><th>role</th><th>name</th><th>date</th><th>decision</th><th>signature</th>'
-        "</tr></thead><tbody><tr><td>Test lead</td><td></td><td></td><td></td><td></td></tr>"
-        "<tr><td>Reviewer (venue / broker)</td><td></td><td></td><td></td><td></td></tr></tbody></table>",
+        SIGNOFF_BEGIN,
+        signoff_html([]),
+        SIGNOFF_END,
         "<h2>Lifecycle and coverage</h2>",
         "<p class=meta>Drawn from <code>oms.lifecycle.TRANSITIONS</code>. Every cell of the grid below is a generated "
         "case (LC-&lt;STATUS&gt;-&lt;ACTION&gt;): allowed cells must reach their status, refused cells must be refused "
@@ -640,6 +642,51 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
         "",
     ]
     return "\n".join(out)
+
+
+def signoff_html(entries: list[dict[str, str]]) -> str:
+    """The sign-off table: one row per role, filled from the entries saved with the run."""
+    by_role = {e.get("role"): e for e in entries}
+    rows = []
+    for role in SIGNOFF_ROLES + tuple(r for r in by_role if r not in SIGNOFF_ROLES and r):
+        e = by_role.get(role, {})
+        cells = [role, e.get("name", ""), e.get("date", ""), e.get("decision", ""), e.get("comment", "")]
+        rows.append("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in cells) + "<td></td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("role", "name", "date", "decision", "comment", "signature"))
+    return f'<table class="signoff"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def sign(run_dir: Path, *, role: str, name: str, decision: str, comment: str = "", date: str | None = None) -> Path:
+    """Save one sign-off with the run (``signoff.json``, one entry per role, the newest
+    wins) and fill it into the run's ``report.html``. Returns the signoff.json path.
+    Raises ValueError naming what is missing."""
+    if not name.strip():
+        raise ValueError("the sign-off needs a name")
+    if decision not in DECISIONS:
+        raise ValueError(f"the decision is one of {', '.join(DECISIONS)}")
+    if role not in SIGNOFF_ROLES:
+        raise ValueError(f"the role is one of {', '.join(SIGNOFF_ROLES)}")
+    path = run_dir / "signoff.json"
+    entries = [e for e in _signoffs(path) if e.get("role") != role]
+    when = date or datetime.now(UTC).strftime("%Y-%m-%d")
+    entries.append({"role": role, "name": name.strip(), "date": when, "decision": decision, "comment": comment})
+    path.write_text(json.dumps(entries, indent=2) + "\n", encoding="utf-8")
+    report = run_dir / "report.html"
+    text = report.read_text(encoding="utf-8")
+    i, j = text.index(SIGNOFF_BEGIN) + len(SIGNOFF_BEGIN), text.index(SIGNOFF_END)
+    report.write_text(text[:i] + signoff_html(entries) + text[j:], encoding="utf-8")
+    return path
+
+
+DECISIONS = ("certified", "certified with conditions", "not certified")
+
+
+def _signoffs(path: Path) -> list[dict[str, str]]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return [e for e in data if isinstance(e, dict)] if isinstance(data, list) else []
 
 
 def _rows(rows: list[list[str]], cls: str) -> str:
