@@ -154,3 +154,18 @@ def test_the_original_specifications_stack_gets_the_verdict_its_behaviour_deserv
         assert rule in reasons
     assert all(c["reason"] for c in data["cases"] if c["status"] != "PASS")  # every failure explained
     assert "audit not offered" in " ".join(p[2] for p in data["probes"])
+
+
+def test_a_core_only_system_is_certified_for_core_and_its_read_and_audit_cases_do_not_apply(tmp_path: Path) -> None:
+    """No GET /order/{id} (405 in the error shape) and no GET /order/{id}/events (404 in the
+    shape): the probe finds both absent, every case needing them is NOT APPLICABLE, and
+    the rest -- durability included, through the listing -- runs and passes."""
+    code, data = certify(f"{SERVE} --core-only", tmp_path / "probed")
+    assert code == 0, [c["reason"] for c in data["cases"] if c["status"] == "FAIL"]
+    assert data["verdict_line"] == "CERTIFIED (core; extensions: none)"
+    absent = by_status(data, "NOT APPLICABLE")
+    needs = {c["id"]: set(c["needs"]) for c in data["cases"]}
+    assert absent == {cid for cid, n in needs.items() if n & {"read", "audit", "events_log", "sql"}}
+    assert {"PB-010", "PB-050", "PB-090"} - absent == {"PB-010", "PB-050"}  # PB-090 replays the audit log
+    code, data = certify(f"{SERVE} --core-only", tmp_path / "required", "--require", "audit", "--group", "RP")
+    assert code == 1 and "required but not offered: audit" in data["verdict_line"]

@@ -113,9 +113,10 @@ class RunResult:
 
     @property
     def verdict(self) -> str:
-        """CERTIFIED (every mandatory case that applies ran and passed), FAILED (a case
-        failed, or a required tier is not offered) or INCOMPLETE."""
-        if self.count(FAIL) or self.missing_required:
+        """CERTIFIED (every mandatory case that applies ran and passed), FAILED (a mandatory
+        case failed, or a required tier is not offered) or INCOMPLETE. An optional case
+        checks what DESIGN.md leaves open: its failure is reported, never the verdict."""
+        if self.count(FAIL, mandatory=True) or self.missing_required:
             return "FAILED"
         if self.count(NOT_RUN, mandatory=True):
             return "INCOMPLETE"
@@ -125,6 +126,9 @@ class RunResult:
     def verdict_line(self) -> str:
         """``CERTIFIED (core, read, audit; extensions: events_log, sql)``."""
         out = f"{self.verdict} ({needs_.offer_text(self.offers)})"
+        optional = [r.case.id for r in self.results if r.status == FAIL and not r.case.mandatory]
+        if optional:
+            out += f" -- optional cases failed: {', '.join(optional)}"
         if self.missing_required:
             out += f" -- required but not offered: {', '.join(self.missing_required)}"
         return out
@@ -172,12 +176,14 @@ class Runner:
     ) -> None:
         self.target = target
         self.checklist = checklist or load()
-        self.token = token or ("CERT" if target.fresh else f"CERT{int(time.time() * 1000):x}")
+        self.token = token or ("Cert" if target.fresh else f"Cert{int(time.time() * 1000):x}")
         """Unique per run against a shared server ({run} in the data), fixed on a fresh database."""
         self.offer = target.offer(None if offers is None else frozenset(offers))
         self.required = frozenset(require) | {"core"}
         self.last_id: int | None = self.offer.probe_id
         self.case_id = ""
+        self.acknowledged: set[int] = set() if self.offer.probe_id is None else {self.offer.probe_id}
+        """Every order id this run's creates were acknowledged with (all must stay listed)."""
         self._unknown: int | None = None
         self._absent: set[str] = set()
         """Extensions found missing while running (a sql step on a server without a DuckDB file)."""
@@ -196,6 +202,7 @@ class Runner:
 
     def saw_id(self, order_id: int) -> None:
         self.last_id = order_id if self.last_id is None else max(self.last_id, order_id)
+        self.acknowledged.add(order_id)
 
     # ---- running ---------------------------------------------------------------------
 

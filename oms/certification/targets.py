@@ -11,9 +11,9 @@ needing a tier or extension the system does not offer is NOT APPLICABLE.
 
 Probing an HTTP system (``probe``) sends one ``POST /order`` (a probe order, symbol
 PROBE) and then ``GET /order/{id}``, ``GET /order/{id}/events`` and ``GET /events``
-for it: a tier is absent only when its route answers 404, 405 or 501 without the
-contract's error shape; any other answer -- right or wrong -- means it is there, and its
-cases judge it.
+for it: a tier is absent only when its route answers 404, 405 or 501 (other than an
+ORDER_NOT_FOUND refusal of the order that exists); any other answer -- right or wrong --
+means it is there, and its cases judge it.
 
 - ``EmbeddedTarget``: our engine in this process on a DuckDB file (by default a fresh
   one with the simulated clock). Restart closes and reopens the file; a crash runs the
@@ -572,11 +572,13 @@ def probe(gw: WireGateway) -> Offer:
 
 
 def _route_there(status: int, body: Any) -> bool:
-    """False only for 'no such route': 404 / 405 / 501 without the contract's error shape."""
+    """False only for 'no such route': 404 / 405 / 501 for the probe order (which exists),
+    unless the answer says ORDER_NOT_FOUND -- a read that is there but wrong, which its
+    cases then judge."""
     if status not in (404, 405, 501):
         return True
     detail = body.get("detail") if isinstance(body, dict) else None
-    return isinstance(detail, dict) and isinstance(detail.get("code"), str)
+    return isinstance(detail, dict) and detail.get("code") == "ORDER_NOT_FOUND"
 
 
 def _is_id(value: Any) -> bool:

@@ -84,6 +84,11 @@ def error_shape_problems(status: int, payload: Any) -> list[str]:
             for e in errors
         ):
             problems.append(f"errors entries are not {{field, message}} strings: {_cut(errors)}")
+        else:
+            named = [e["field"] for e in errors]
+            twice = sorted({f for f in named if named.count(f) > 1})
+            if twice:
+                problems.append(f"errors name {', '.join(twice)} more than once (one entry per bad field)")
     return problems
 
 

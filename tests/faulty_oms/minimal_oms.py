@@ -908,6 +908,7 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 120  # idle keep-alive connections are dropped after this
     engine: Engine  # set on the subclass made by serve()
     verbose = False
+    core_only = False
 
     def version_string(self) -> str:
         return self.server_version
@@ -1064,9 +1065,11 @@ class Handler(BaseHTTPRequestHandler):
             kind, id_text = "order_id", segs[1]
         elif len(segs) == 3 and segs[0] == "order" and segs[1] != "" and segs[2] in ("execute", "events"):
             kind, id_text = segs[2], segs[1]
-        if kind is None:
+        if kind is None or (self.core_only and kind == "events"):
             raise Refusal(404, "NOT_FOUND", f"no such resource: {path}")
         allowed = ROUTE_METHODS[kind]
+        if self.core_only and kind == "order_id":
+            allowed = tuple(m for m in allowed if m != "GET")
         if method not in allowed:
             raise Refusal(
                 405,
@@ -1145,13 +1148,13 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def serve(db: str, host: str, port: int, faults: set[str], verbose: bool = False) -> int:
+def serve(db: str, host: str, port: int, faults: set[str], verbose: bool = False, core_only: bool = False) -> int:
     try:
         engine = Engine(db, faults)
     except StartupError as exc:
         print(f"minimal_oms: {exc}", file=sys.stderr)
         return 2
-    handler = type("BoundHandler", (Handler,), {"engine": engine, "verbose": verbose})
+    handler = type("BoundHandler", (Handler,), {"engine": engine, "verbose": verbose, "core_only": core_only})
     try:
         server = Server((host, port), handler)
     except OSError as exc:
@@ -1193,6 +1196,11 @@ def main(argv: list[str] | None = None) -> int:
         help="switch on a deliberate defect (repeatable); see --list-faults",
     )
     p.add_argument("--list-faults", action="store_true", help="print the faults and exit")
+    p.add_argument(
+        "--core-only",
+        action="store_true",
+        help="speak only the core tier (no GET /order/{id}: 405; no /order/{id}/events: 404) -- not a fault",
+    )
     p.add_argument("--verbose", action="store_true", help="log requests to stderr")
     args = p.parse_args(argv)
     if args.list_faults:
@@ -1205,7 +1213,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown fault(s): {', '.join(unknown)} (see --list-faults)")
     if not args.db:
         p.error("--db is required")
-    return serve(args.db, args.host, args.port, set(args.fault), args.verbose)
+    return serve(args.db, args.host, args.port, set(args.fault), args.verbose, args.core_only)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ the documents find it there and nowhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -90,10 +90,12 @@ class OrderExpect(Spec):
     """order_id below the unknown id the case asked for (refusals did not move the sequence)."""
     updated_after: str | None = None
     """updated_at later than that order's as last acknowledged (the change moved it)."""
+    current_time: bool | None = None
+    """created_at within CLOCK_SKEW of the harness's UTC clock (not for a simulated clock)."""
 
     def wanted(self) -> dict[str, Any]:
         """The field expectations actually written (``price: null`` included)."""
-        relations = {"same_as", "id_after", "id_below_unknown", "updated_after"}
+        relations = {"same_as", "id_after", "id_below_unknown", "updated_after", "current_time"}
         return {k: getattr(self, k) for k in self.model_fields_set if k not in relations}
 
     def describe(self) -> str:
@@ -235,6 +237,9 @@ class CaseRun:
             unnamed = [f for f in want.fields if f.lower() not in message]
             if unnamed:
                 raise StepFailed(f"refused {refusal(e)}; the message does not name {', '.join(unnamed)}")
+        named = FIELD_NAMED.get(e.code)
+        if named and not any(n in message.replace("_", " ") for n in named):
+            raise StepFailed(f"refused {refusal(e)}; the message does not name the field ({named[0]})")
 
     def check_unchanged(self, before: Order) -> None:
         after = self.lookup(before.order_id)
@@ -260,6 +265,10 @@ class CaseRun:
                 problems.append(
                     f"updated_at {ts(order.updated_at)} is not after {ts(earlier)}: the change did not move it"
                 )
+        if expect.current_time and not getattr(self.target, "simulated", False):
+            skew = abs((order.created_at - datetime.now(UTC)).total_seconds())
+            if skew > CLOCK_SKEW_S:
+                problems.append(f"created_at {ts(order.created_at)} is {skew / 3600:.1f} h from the UTC time now")
         if expect.id_below_unknown and not order.order_id < self.runner.unknown_id():
             problems.append(f"order_id {order.order_id} jumped past the unknown id {self.runner.unknown_id()}")
         for key, want in expect.wanted().items():
@@ -270,6 +279,15 @@ class CaseRun:
         if problems:
             raise StepFailed(f"{summary(order)}: " + "; ".join(problems))
 
+
+CLOCK_SKEW_S = 600.0
+"""How far a system's clock may be from the harness's for 'the UTC time now' (10 min)."""
+
+FIELD_NAMED = {
+    "PRICE_OUTSIDE_LIMIT": ("price", "limit"),
+    "DUPLICATE_CLIENT_ORDER_ID": ("client order id", "clientorderid", "clordid"),
+}
+"""DESIGN.md: a refusal's message names the field; these codes are about one field each."""
 
 STEMS = {"modify": "modif", "cancel": "cancel", "execute": "execut", "create": "creat"}
 """An action named in a message in any form: 'cannot modify', 'cannot be modified'."""

@@ -46,6 +46,9 @@ class CommandSpec(Spec):
     as_: str | None = alias_field()
     expect: OrderExpect | None = None
     refuse: Refusal | None = None
+    may_refuse: Refusal | None = None
+    """Where DESIGN.md allows either: accepted (and then held to every rule and ``expect``)
+    or refused with one of these codes (and then nothing changed)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> CommandSpec:
@@ -56,6 +59,8 @@ class CommandSpec(Spec):
             raise ValueError(f"{self.action} needs exactly one of order (an alias or 'unknown') and order_id")
         if self.expect is not None and self.refuse is not None:
             raise ValueError("a step expects an order or a refusal, not both")
+        if self.refuse is not None and self.may_refuse is not None:
+            raise ValueError("a step has refuse or may_refuse, not both")
         if self.action in ("cancel", "get") and self.input:
             raise ValueError(f"{self.action} takes no input")
         return self
@@ -104,6 +109,9 @@ class Command(StepKind):
             if spec.action == "create":
                 out += "; nothing created"
             return out
+        if spec.may_refuse is not None:
+            accepted = str(spec.expect.describe()) if spec.expect and spec.expect.model_fields_set else "accepted"
+            return f"{accepted}, or refused {spec.may_refuse.describe()} with the order unchanged"
         if spec.expect is not None and spec.expect.model_fields_set:
             return str(spec.expect.describe())
         return "accepted" if spec.action in COMMANDS else "the order as last acknowledged"
@@ -116,7 +124,8 @@ def run_command(case: CaseRun, action: str, spec: Any) -> str:
     """Send one command (or read) as ``spec`` says and check what comes back."""
     kwargs = {k: case.template(v) for k, v in spec.input.items()}
     before = case.aliases.get(spec.order) if spec.order else None
-    book_before = len(case.gw.orders()) if action == "create" and spec.refuse is not None else None
+    refusable = spec.refuse is not None or spec.may_refuse is not None
+    book_before = len(case.gw.orders()) if action == "create" and refusable else None
     call: Callable[[], Order]
     if action == "create":
         call = lambda: case.gw.create(**kwargs)  # noqa: E731
@@ -129,9 +138,10 @@ def run_command(case: CaseRun, action: str, spec: Any) -> str:
     try:
         order = call()
     except OMSError as e:
-        if spec.refuse is None:
+        refuse = spec.refuse or spec.may_refuse
+        if refuse is None:
             raise StepFailed(f"refused {refusal(e)}") from None
-        case.check_refusal(e, spec.refuse)
+        case.check_refusal(e, refuse)
         tail = ""
         if before is not None and action != "get":
             case.check_unchanged(before)  # raises StepFailed: nothing to chain to the refusal
@@ -163,7 +173,7 @@ def acknowledgement_problems(
     case: CaseRun, action: str, kwargs: dict[str, Any], before: Order | None, order: Order
 ) -> list[str]:
     """What an accepted answer breaks of DESIGN.md's rules for ``action``."""
-    problems = _timestamp_problems(order)
+    problems = _timestamp_problems(order) + state_problems(order)
     if action == "create":
         return problems + _create_problems(case, kwargs, order)
     if before is None:
@@ -215,10 +225,11 @@ def _create_problems(case: CaseRun, kwargs: dict[str, Any], order: Order) -> lis
 def _modify(kwargs: dict[str, Any], before: Order, order: Order) -> list[str]:
     problems = []
     for key in ("quantity", "price"):
-        want = _number(kwargs[key]) if key in kwargs else getattr(before, key)
+        given = kwargs.get(key) is not None  # null is no change (the step may allow a refusal instead)
+        want = _number(kwargs[key]) if given else getattr(before, key)
         if not same(getattr(order, key), want):
-            given = "given" if key in kwargs else "kept"
-            problems.append(f"{key} is {text(getattr(order, key))}, expected {text(want)} ({given})")
+            how = "given" if given else "kept"
+            problems.append(f"{key} is {text(getattr(order, key))}, expected {text(want)} ({how})")
     return problems + _unchanged(before, order, ("executed_quantity", "executed_price"))
 
 
@@ -251,6 +262,27 @@ _CHANGES = {"modify": _modify, "cancel": _cancel, "execute": _execute}
 def _unchanged(before: Order, order: Order, fields: tuple[str, ...]) -> list[str]:
     changed = diff(before, order, fields)
     return [f"changed {changed}"] if changed else []
+
+
+def state_problems(order: Order) -> list[str]:
+    """What an order breaks of DESIGN.md's rules for any order in its status: a LIMIT order
+    has a price and a MARKET order none; an EXECUTED order is filled in full at a price,
+    any other has no fill; version at least 1."""
+    problems = []
+    if order.order_type.value == "LIMIT" and order.price is None:
+        problems.append("a LIMIT order without a price")
+    if order.order_type.value == "MARKET" and order.price is not None:
+        problems.append(f"a MARKET order with a price ({text(order.price)})")
+    if order.status is Status.EXECUTED:
+        if order.executed_quantity != order.quantity or order.executed_price is None:
+            problems.append(
+                f"EXECUTED with {order.executed_quantity} of {order.quantity} at {text(order.executed_price)}"
+            )
+    elif order.executed_quantity or order.executed_price is not None:
+        problems.append(f"{order.status.value} but filled {order.executed_quantity} @ {text(order.executed_price)}")
+    if order.version < 1:
+        problems.append(f"version {order.version}")
+    return problems
 
 
 def _timestamp_problems(order: Order) -> list[str]:

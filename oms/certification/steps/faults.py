@@ -72,7 +72,7 @@ class Crash(StepKind):
         return "crash: " + "; ".join(REGISTRY[w.action].describe(w) for w in spec.writes) + "; then kill -9"
 
     def expected(self, spec: Any) -> str:
-        return "every write acknowledged, then the system back up on the same database"
+        return "every write answered as written, then the system back up on the same database"
 
     def run(self, case: CaseRun, spec: Any) -> str:
         from oms.certification.steps import REGISTRY
@@ -92,6 +92,13 @@ class Crash(StepKind):
         results = case.target.crash(ops)
         for w, r in zip(spec.writes, results, strict=True):
             desc = case.runner.expand(REGISTRY[w.action].describe(w))
+            if w.refuse is not None:  # a refusal is written to the log: it must survive too
+                if r["ok"]:
+                    raise StepFailed(f"{desc}: accepted; expected a refusal {w.refuse.describe()}")
+                if r["code"] not in w.refuse.code:
+                    raise StepFailed(f"{desc}: refused {r['code']}; expected {' or '.join(w.refuse.code)}")
+                case.evidence("crash", [desc, f"refused {r['code']}, as expected"])
+                continue
             if not r["ok"]:
                 case.evidence("crash", [desc, f"refused {r['code']}"])
                 raise StepFailed(f"{desc}: refused {r['code']}: {r['message']}")
@@ -101,6 +108,8 @@ class Crash(StepKind):
             if problems:
                 raise StepFailed(f"{desc}: {summary(order)}: " + "; ".join(problems))
             case.check_order(order, w.expect)
+            if w.action == "create":
+                case.runner.saw_id(order.order_id)
             case.evidence("crash", [desc, f"acknowledged: {summary(order)}"])
             if w.as_:
                 case.aliases[w.as_] = order
@@ -132,6 +141,8 @@ class CrashStream(StepKind):
         acks = spec.acks
         token = f"{case.runner.token}-{case.runner.case_id}"
         acked, before_kill = case.target.crash_stream(acks, token)
+        for a in acked:
+            case.runner.acknowledged.add(int(a["order_id"]))
         stored = [o for o in case.gw.orders(symbol="STREAM") if (o.client_order_id or "").startswith(token + "-S")]
         by_id = {o.order_id: o for o in stored}
         missing, different = [], []

@@ -19,6 +19,7 @@ class HttpExpect(Spec):
     status: int | list[int] | None = None
     code: Code | None = None
     fields: list[str] = Field(default_factory=list)
+    message_contains: list[str] = Field(default_factory=list)
 
 
 class HttpSpec(Spec):
@@ -43,7 +44,18 @@ class Http(StepKind):
     needs_text = "raw_http"
 
     def needs(self, spec: Any) -> set[str]:
-        return {"raw_http"}
+        """The HTTP face, and the tier a GET names: ``GET /order/{id}`` is read,
+        ``GET /order/{id}/events`` audit, ``GET /events`` the events_log extension."""
+        out = {"raw_http"}
+        path = spec.path.split("?", 1)[0]
+        if spec.method == "GET":
+            if path == "/events":
+                out.add("events_log")
+            elif path.startswith("/order/") and path.endswith("/events"):
+                out.add("audit")
+            elif path.startswith("/order/"):
+                out.add("read")
+        return out
 
     def describe(self, spec: Any) -> str:
         body = spec.body if spec.body is not None else (text(spec.json_) if spec.json_ is not None else "")
@@ -80,6 +92,10 @@ class Http(StepKind):
         missing = [f for f in expect.fields if f not in fields]
         if missing:
             problems.append(f"errors do not name {', '.join(missing)}")
+        message = str(detail.get("message", "")).lower() if isinstance(detail, dict) else ""
+        unsaid = [m for m in expect.message_contains if m.lower() not in message]
+        if unsaid:
+            problems.append(f"the message does not mention {', '.join(unsaid)}")
         if problems:
             raise StepFailed(f"{actual}: " + "; ".join(problems))
         return actual

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from oms.certification.steps._base import CaseRun, Refusal, Spec, StatusName, StepKind, alias_field, register
-from oms.certification.values import StepFailed, refusal
+from oms.certification.values import StepFailed, diff, refusal
 
 
 class ListingExpect(Spec):
@@ -20,6 +20,10 @@ class ListingExpect(Spec):
     excludes: list[str] = Field(default_factory=list)
     all_status: StatusName | None = None
     all_symbol: str | None = None
+    all_acknowledged: bool = False
+    """Every order this run was acknowledged so far is listed (an unfiltered listing)."""
+    same: list[str] = Field(default_factory=list)
+    """These orders are listed exactly as last acknowledged (every field)."""
 
 
 class OrdersSpec(Spec):
@@ -42,7 +46,13 @@ class Orders(StepKind):
 
     def uses(self, spec: Any) -> list[tuple[str, str]]:
         e = spec.expect
-        return [(a, "includes") for a in e.includes] + [(a, "excludes") for a in e.excludes] if e else []
+        if not e:
+            return []
+        return (
+            [(a, "includes") for a in e.includes]
+            + [(a, "excludes") for a in e.excludes]
+            + [(a, "same") for a in e.same]
+        )
 
     def describe(self, spec: Any) -> str:
         return "orders" + ("".join(f" {k}={v!r}" for k, v in spec.filters.items()) if spec.filters else "")
@@ -57,6 +67,8 @@ class Orders(StepKind):
             parts += [f"excludes {', '.join(e.excludes)}"] if e.excludes else []
             parts += [f"all {e.all_status}"] if e.all_status else []
             parts += [f"all symbol {e.all_symbol}"] if e.all_symbol else []
+            parts += [f"{', '.join(e.same)} as acknowledged"] if e.same else []
+            parts += ["every acknowledged order listed"] if e.all_acknowledged else []
         return ", ".join(parts)
 
     def run(self, case: CaseRun, spec: Any) -> str:
@@ -112,6 +124,17 @@ class Orders(StepKind):
         if want.all_symbol:
             bad = [o.order_id for o in listing if o.symbol != want.all_symbol]
             problems += [f"orders {bad[:5]} are not {want.all_symbol}"] if bad else []
+        by_id = {o.order_id: o for o in listing}
+        for alias in want.same:
+            known = case.aliases[alias]
+            got = by_id.get(known.order_id)
+            changed = "not listed" if got is None else diff(known, got)
+            if changed:
+                problems.append(f"{alias} (#{known.order_id}) differs from its acknowledgement: {changed}")
+        if want.all_acknowledged:
+            unlisted = sorted(case.runner.acknowledged - listed)
+            if unlisted:
+                problems.append(f"{len(unlisted)} acknowledged orders are not listed, e.g. #{unlisted[0]}")
         out = f"{len(listing)} orders" + (f", incl. {', '.join(mine)}" if mine else "")
         if problems:
             raise StepFailed(f"{out}: " + "; ".join(problems))

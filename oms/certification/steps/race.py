@@ -36,6 +36,9 @@ class RaceExpect(Spec):
     status_of_winner: bool = False
     distinct_ids: int | None = None
     new_orders: int | None = None
+    serialized: bool = False
+    """The winners were applied one after another: their versions follow the order's,
+    one each, and the order ends as the last of them left it (no lost update)."""
 
 
 class RaceSpec(Spec):
@@ -114,6 +117,7 @@ class Race(StepKind):
         if expect.refused is not None and refused != expect.refused:
             problems.append(f"refusals {dict(sorted(refused.items()))}, expected {expect.refused}")
         if target_alias is not None:
+            before_version = case.aliases[target_alias].version
             final = case.lookup(case.aliases[target_alias].order_id)
             if final is None:
                 raise StepFailed(f"order {target_alias} is gone after the race")
@@ -129,6 +133,18 @@ class Race(StepKind):
                     problems.append(f"final order {summary(final)} is not the single winner's result")
             elif expect.status is not None:
                 case.evidence("race", ["", "final status, version", f"{final.status.value}, v{final.version}"])
+            if expect.serialized:
+                versions = sorted(w.version for w in winners)
+                wanted = list(range(before_version + 1, before_version + 1 + len(winners)))
+                last = max(winners, key=lambda w: w.version) if winners else None
+                ok = versions == wanted and final.version == before_version + len(winners)
+                ok = ok and (last is None or (last.status, last.version) == (final.status, final.version))
+                case.evidence("race", ["", "winners applied one after another", "yes" if ok else "no"])
+                if not ok:
+                    problems.append(
+                        f"winners' versions {versions} and the final v{final.version} {final.status.value} "
+                        f"are not one change after another from v{before_version}"
+                    )
         if expect.distinct_ids is not None:
             distinct = len({w.order_id for w in winners})
             case.evidence("race", ["", "distinct order ids", str(distinct)])
