@@ -1,9 +1,13 @@
 # %% [markdown]
+# > **Stored outputs below show a scratch book: Run All (Run ▸ Run All Cells) to work on the shared book.**
+#
 # # Order views
 #
 # The book as tables and pictures: the blotter, one order's history, summaries by status
 # and by symbol, a chart, the lifecycle diagram, and a check that what the API returns is
-# what DuckDB holds and what the event log replays to.
+# what DuckDB holds and what the event log replays to. Tables print prices exactly as the
+# book holds them, missing values blank and times in UTC (`show(frame)`); the frames
+# themselves keep exact decimals for pandas work.
 #
 # Inside the workbench this notebook reads the shared book (the one the order-entry
 # notebook writes to; re-run the cells to see new orders). Anywhere else it shows a scratch
@@ -20,7 +24,7 @@ from oms.notebook import (
     sql,
     status_chart,
 )
-from oms.widgets import StyledOrders
+from oms.widgets import show
 
 book = session(demo=True)
 gw = book.gateway
@@ -30,20 +34,15 @@ print(book)
 # ## Blotter
 
 # %%
-blotter = views.blotter(gw)
-blotter
-
-# %% [markdown]
-# The same orders with status colours:
-
-# %%
-StyledOrders(blotter)
+blotter = views.blotter(gw)  # a pandas DataFrame: exact decimals, UTC timestamps
+show(blotter)
 
 # %% [markdown]
 # ## One order's history
 #
 # Every command on the order, oldest first, with what it changed (order 5 was modified,
-# then executed at its new limit).
+# then executed at its new limit). On a book without that order the line above the table
+# says so.
 
 # %%
 order_history(gw, 5)
@@ -52,10 +51,10 @@ order_history(gw, 5)
 # ## Summaries
 
 # %%
-views.summary(gw, "status")
+show(views.summary(gw, "status"))
 
 # %%
-views.summary(gw, "symbol")
+show(views.summary(gw, "symbol"))
 
 # %%
 status_chart(gw)
@@ -80,12 +79,12 @@ lifecycle_table()
 # replaying the accepted events of `order_events`.
 
 # %%
-sql(gw, "SELECT status, count(*) AS orders, sum(quantity) AS quantity FROM orders GROUP BY status ORDER BY status")
+show(sql(gw, "SELECT status, count(*) AS orders, sum(quantity) AS quantity FROM orders GROUP BY status ORDER BY status"))
 
 # %%
-sql(gw, "SELECT seq, order_id, action, from_status, to_status, accepted FROM order_events ORDER BY seq")
+show(sql(gw, "SELECT seq, order_id, action, from_status, to_status, accepted FROM order_events ORDER BY seq"))
 
 # %%
 check = backend_check(gw)
 assert check["matches_gateway"].all(), check
-check
+show(check)

@@ -24,9 +24,11 @@ import oms
 from oms import views
 from oms.commands import replay
 from oms.engine import Engine
+from oms.errors import OrderNotFound
 from oms.gateway import Gateway
 from oms.lifecycle import allowed_actions, to_markdown, to_mermaid
 from oms.model import Order
+from oms.widgets import Table, describe, price_text
 
 URL_VARIABLE = "OMS_URL"
 TOKEN_VARIABLE = "OMS_API_TOKEN"  # the variable `oms serve` reads too
@@ -108,10 +110,10 @@ def orders_table(orders: list[Order]) -> pd.DataFrame:
             "side": o.side.value,
             "type": o.order_type.value,
             "quantity": o.quantity,
-            "price": "" if o.price is None else str(o.price),
+            "price": price_text(o.price),
             "status": o.status.value,
             "version": o.version,
-            "executed_price": "" if o.executed_price is None else str(o.executed_price),
+            "executed_price": price_text(o.executed_price),
             "allowed": " ".join(a.value for a in allowed_actions(o.status)) or "-",
         }
         for o in orders
@@ -123,15 +125,24 @@ HISTORY_COLUMNS = ["order_id", "seq", "action", "from_status", "to_status", "acc
                    "price", "executed_price", "at"]  # fmt: skip
 
 
-def order_history(gateway: Gateway, order_id: int) -> pd.DataFrame:
-    """``order_id``'s audit log, oldest first. On a shared book where that order does not
-    exist (yet), the most recently created order's; an empty frame for an empty book."""
-    known = {o.order_id for o in gateway.orders()}
-    if order_id not in known:
-        if not known:
-            return views.events(gateway).loc[:, HISTORY_COLUMNS].iloc[0:0]
-        order_id = max(known)
-    return views.events(gateway, order_id).loc[:, HISTORY_COLUMNS]
+def order_history(gateway: Gateway, order_id: int) -> Table:
+    """``order_id``'s audit log, oldest first, under a line naming the order (``.frame``
+    holds the events). When the book has no such order -- a shared book that holds other
+    orders -- the line says so and no event is shown: never another order's."""
+    try:
+        order = gateway.get(order_id)
+    except OrderNotFound:
+        ids = sorted(o.order_id for o in gateway.orders())
+        if not ids:
+            held = "it has no orders yet"
+        elif len(ids) == 1:
+            held = f"it holds 1 order, id {ids[0]}"
+        else:
+            held = f"it holds {len(ids)} orders, ids {ids[0]} to {ids[-1]}"
+        frame = views.to_frame(views.events_to_arrow([])).loc[:, HISTORY_COLUMNS]
+        return Table(frame, f"no order {order_id} in this book ({held})")
+    frame = views.events(gateway, order_id).loc[:, HISTORY_COLUMNS]
+    return Table(frame, f"order {describe(order)}, oldest event first")
 
 
 def lifecycle_mermaid() -> Any:

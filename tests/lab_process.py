@@ -65,6 +65,12 @@ class Lab:
                 found["lab"] = int(status.parent.name)
         return found
 
+    def kernel_environment(self) -> dict[str, str]:
+        """The environment JupyterLab hands its kernels (``OMS_URL``, the token, ...): a
+        Python process started with it stands in for another notebook on the shared book."""
+        raw = Path(f"/proc/{self.children()['lab']}/environ").read_bytes().split(b"\0")
+        return dict(item.decode().split("=", 1) for item in raw if b"=" in item)
+
     def stop(self) -> int:
         """SIGTERM the workbench (as a terminal or a supervisor would) and wait for it."""
         if self.process.poll() is None:
