@@ -13,7 +13,6 @@ ipywidgets. Heavy modules load only when used.
 from __future__ import annotations
 
 import os
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 from oms.clock import SimulatedClock, SystemClock
@@ -37,10 +36,24 @@ if TYPE_CHECKING:
     from oms.clock import Clock
     from oms.engine import Engine
 
-try:
-    __version__ = version("oms-workbench")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0+unknown"
+__version__: str
+"""The installed package's version, read on first use (importlib.metadata costs ~15 ms of
+every start, and `oms --help` should not pay it)."""
+
+if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any ``oms.<typo>``
+
+    def __getattr__(name: str) -> Any:
+        if name != "__version__":
+            raise AttributeError(f"module 'oms' has no attribute {name!r}")
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("oms-workbench")
+        except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+            value = "0+unknown"
+        globals()["__version__"] = value
+        return value
+
 
 DEFAULT_DB = "data/oms.duckdb"
 

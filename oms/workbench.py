@@ -10,11 +10,21 @@ runs ``jupyter lab``, and stops the server when JupyterLab exits (or on Ctrl-C/S
 A database that cannot be used (locked by another process, not a DuckDB file, newer
 schema) is reported as one line naming the file and what to do, before JupyterLab
 starts -- never as a lock error inside a notebook.
+
+While it runs, the workbench says where the book is: it prints the server's URL and where
+its token is, and leaves a *discovery file* -- ``lab-<hash of the database path>.json`` in
+``$XDG_RUNTIME_DIR/oms/`` (else ``~/.local/state/oms/``), mode 0600, naming the URL, the
+token, the database and the workbench's pid -- which it removes when it exits. ``oms
+orders`` and the other gateway commands read it (``find_lab``) to reach the served book
+instead of the locked file; a file whose pid is gone is stale, ignored and removed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
+import json
 import os
 import secrets
 import signal
@@ -23,6 +33,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -45,6 +56,149 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=argparse.REMAINDER,
         help="after --, more arguments for jupyter lab (e.g. -- --IdentityProvider.token=...)",
     )
+
+
+# ---- the discovery file: where a running workbench's book is --------------------------
+
+DISCOVERY_VERSION = 1
+RUNTIME_SUBDIR = "oms"
+
+
+def runtime_dir() -> Path:
+    """The per-user folder of discovery files: ``$XDG_RUNTIME_DIR/oms`` when that variable
+    names a folder (private to the user, emptied at logout), else ``~/.local/state/oms``."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if base and os.path.isabs(base) and os.path.isdir(base):
+        return Path(base) / RUNTIME_SUBDIR
+    return Path.home() / ".local" / "state" / RUNTIME_SUBDIR
+
+
+def discovery_path(db: str | os.PathLike[str]) -> Path:
+    """The discovery file of a workbench serving ``db`` (by its resolved path)."""
+    key = hashlib.sha256(os.fsencode(Path(db).resolve())).hexdigest()[:16]
+    return runtime_dir() / f"lab-{key}.json"
+
+
+@dataclass(frozen=True, slots=True)
+class LabBook:
+    """A running workbench's shared book, as its discovery file names it."""
+
+    url: str
+    token: str
+    db: str
+    pid: int
+    path: Path
+
+
+def _alive(pid: int) -> bool:
+    """True while process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, someone else's
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc: the signal check is all there is
+    return state not in ("Z", "X")
+
+
+def write_discovery(
+    db: str | os.PathLike[str], url: str, token: str, *, pid: int | None = None, server_pid: int | None = None
+) -> Path:
+    """Write (atomically, mode 0600) the discovery file for ``db``: the server's URL and
+    token, the database, the workbench's ``pid`` (default: this process) and the server's.
+    Returns its path. Stale files of workbenches that are gone are removed on the way."""
+    folder = runtime_dir()
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for other in folder.glob("lab-*.json"):
+        read_discovery(other)  # removes it when its workbench is gone
+    path = discovery_path(db)
+    pid = os.getpid() if pid is None else pid
+    body = {
+        "version": DISCOVERY_VERSION, "url": url, "token": token, "db": str(Path(db).resolve()),
+        "pid": pid, "server_pid": server_pid,
+    }  # fmt: skip
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        os.fchmod(f.fileno(), 0o600)  # whatever the umask
+        json.dump(body, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+    return path
+
+
+def read_discovery(path: Path) -> LabBook | None:
+    """The book a discovery file names, or None: missing, unreadable, not ours, readable
+    by others, malformed -- or stale (its workbench is gone: the file is removed)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if info.st_mode & 0o077 or (hasattr(os, "geteuid") and info.st_uid != os.geteuid()):
+            return None  # not a file this user's workbench wrote: never trust its token
+        try:
+            body = json.loads(f.read(64 * 1024))
+            book = LabBook(str(body["url"]), str(body["token"]), str(body["db"]), int(body["pid"]), path)
+        except (ValueError, KeyError, TypeError):
+            return None
+    if not _alive(book.pid):
+        with contextlib.suppress(OSError):
+            path.unlink()
+        return None
+    return book
+
+
+def find_lab(db: str | os.PathLike[str]) -> LabBook | None:
+    """The running workbench serving ``db``, or None."""
+    book = read_discovery(discovery_path(db))
+    return book if book is not None and Path(book.db) == Path(db).resolve() else None
+
+
+def find_lab_by_url(url: str) -> LabBook | None:
+    """The running workbench whose server is at ``url``, or None."""
+    url = url.rstrip("/")
+    folder = runtime_dir()
+    if not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("lab-*.json")):
+        book = read_discovery(path)
+        if book is not None and book.url.rstrip("/") == url:
+            return book
+    return None
+
+
+def remove_discovery(path: Path, pid: int | None = None) -> None:
+    """Remove a discovery file, if it is still the one ``pid`` (default: this process) wrote."""
+    pid = os.getpid() if pid is None else pid
+    try:
+        body = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return
+    if isinstance(body, dict) and body.get("pid") == pid:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def cli_folder(db: Path) -> Path | None:
+    """The folder where ``oms orders`` (no --db) means ``db``: where DEFAULT_DB resolves to
+    it, or None when ``db`` is not at that relative place."""
+    folder = db
+    for part in reversed(Path(oms.DEFAULT_DB).parts):
+        if folder.name != part:
+            return None
+        folder = folder.parent
+    return folder
+
+
+# ---- processes --------------------------------------------------------------------------
 
 
 def free_port() -> int:
@@ -120,6 +274,10 @@ class SharedBookServer:
         lines = [line.removeprefix("oms serve: ") for line in text.splitlines() if line.strip()]
         return lines[-1] if lines else f"the order server for {self.db} stopped at start"
 
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
     def stop(self) -> int | None:
         if self.process is None:
             return None
@@ -147,6 +305,23 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _say_where(db: Path, url: str, token: str, discovery: Path | None) -> None:
+    """Tell the terminal where the book is and how to authenticate to it."""
+    lines = [f"shared book {db} served at {url}"]
+    if discovery is None:  # no discovery file: the terminal is the only place to say it
+        lines.append(f"requests need 'Authorization: Bearer {token}'")
+        lines.append(f"from a terminal: oms orders --url {url} --token-file FILE (FILE holding that token)")
+    else:
+        lines.append(f"requests need 'Authorization: Bearer <token>'; the token is in {discovery} (yours alone, 0600)")
+        folder = cli_folder(db)
+        if folder is not None:
+            lines.append(f"`oms orders` and the other oms commands run in {folder} use this book by themselves")
+        else:
+            lines.append(f"from a terminal: oms orders --url {url} (the token is read from that file)")
+    for line in lines:
+        print(f"oms lab: {line}", file=sys.stderr, flush=True)
+
+
 def main(args: argparse.Namespace) -> int:
     """Run the workbench until JupyterLab exits. 0 on a clean stop; 1 if the shared book
     cannot be served (the reason is printed as one line)."""
@@ -159,16 +334,26 @@ def main(args: argparse.Namespace) -> int:
     log_dir = db.parent
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     lab: subprocess.Popen[bytes] | None = None
+    discovery: Path | None = None
     try:
         try:
             server.start(log_dir)
         except oms.OMSError as e:
             print(f"oms lab: cannot open the shared book: {e.message}", file=sys.stderr)
+            other = find_lab(db)
+            if other is not None:
+                print(f"oms lab: `oms lab` (pid {other.pid}) already serves it at {other.url}", file=sys.stderr)
             print(
                 "oms lab: close the program using it (another `oms lab` or `oms serve`?), or pass --db", file=sys.stderr
             )
             return 1
-        print(f"oms lab: shared book {db} served at {server.url}", file=sys.stderr, flush=True)
+        discovery = discovery_path(db)
+        try:
+            write_discovery(db, server.url, server.token, server_pid=server.pid)
+        except OSError as e:
+            print(f"oms lab: cannot write the discovery file {discovery}: {e}", file=sys.stderr)
+            discovery = None
+        _say_where(db, server.url, server.token, discovery)
         env = {**os.environ, URL_VARIABLE: server.url, TOKEN_VARIABLE: server.token}
         lab = subprocess.Popen(jupyter_command(notebooks, args.port, args.no_browser, args.jupyter_args), env=env)
         lab.wait()
@@ -178,6 +363,8 @@ def main(args: argparse.Namespace) -> int:
     finally:
         if lab is not None:
             _stop(lab)
+        if discovery is not None:
+            remove_discovery(discovery)
         stopped = server.stop()
         signal.signal(signal.SIGTERM, previous)
         if stopped is not None:

@@ -42,3 +42,17 @@ def test_certify_bench_runs_the_pack_in_process_and_against_a_served_system() ->
     assert re.search(r"in process \(\d+ cases, CERTIFIED\): median \d+\.\d\d s", out), out
     assert re.search(r"oms certify --serve \(CERTIFIED\): median \d+\.\d\d s", out), out
     assert "verdicts: CERTIFIED\n" in out
+
+
+def test_cli_bench_times_help_and_orders_on_a_file_a_server_and_a_lab_s_book() -> None:
+    out = run("cli_bench.py", "--runs", "2", "--orders", "5")  # exits 0 when every answer was right, whatever the speed
+    for name, goal in (("oms --help", "0.30"), (r"oms orders --db \(5 orders, embedded\)", "0.60"),
+                       (r"oms orders --url \(5 orders, server\)", "0.60"),
+                       (r"oms orders \(no flags: the lab's book\)", "0.60")):  # fmt: skip
+        assert re.search(
+            rf"{name} +median \d+\.\d{{3}} s  best \d+\.\d{{3}} s  goal <= {goal} s  median/goal \d+\.\d\d  "
+            r"\d+\.\dx interpreter",
+            out,
+        ), out
+    assert "heavy libraries imported: oms --help: none;" in out
+    assert "answers: all correct (5 orders, every run of every command)" in out and "ERRORS" not in out

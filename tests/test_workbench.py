@@ -7,6 +7,7 @@ JupyterLab hands its kernels).
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -31,7 +32,8 @@ from oms.notebook import backend_check, order_history, session
 book = session(demo=True)  # a shared book is never seeded with the demo orders
 check = backend_check(book.gateway)
 print(book.shared, book.gateway.target, [o.client_order_id for o in book.gateway.orders()],
-      list(order_history(book.gateway, 5)["order_id"]), check["matches_gateway"].tolist())
+      list(order_history(book.gateway, 1).frame["order_id"]), check["matches_gateway"].tolist(),
+      repr(order_history(book.gateway, 5)).splitlines()[0])
 """
 
 
@@ -58,7 +60,7 @@ def test_both_notebooks_share_one_served_book_and_everything_stops_cleanly(tmp_p
         a = run_as_kernel(KERNEL_A, env)
         assert a == f"True {url} 1"
         b = run_as_kernel(KERNEL_B, env)
-        assert b == f"True {url} ['FROM-A'] [1] [True, True]"
+        assert b == f"True {url} ['FROM-A'] [1] [True, True] no order 5 in this book (it holds 1 order, id 1)"
 
         # the server wants the token JupyterLab's kernels were given
         assert httpx.get(f"{url}/orders", timeout=5).status_code == 401
@@ -94,3 +96,69 @@ def test_lab_refuses_a_missing_notebooks_folder(tmp_path: Path) -> None:
     )  # fmt: skip
     assert done.returncode == 1 and "is not a folder" in done.stderr
     assert not (tmp_path / "x.duckdb").exists()
+
+
+def terminal_environment(runtime: Path) -> dict[str, str]:
+    """A terminal of the same user beside the lab: no OMS_* variables, its runtime dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMS_") and k != "COLUMNS"}
+    return {**env, "XDG_RUNTIME_DIR": str(runtime)}
+
+
+def oms_command(*argv: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "oms.cli", *argv], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_the_lab_says_where_its_book_is_and_a_terminal_beside_it_finds_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # the lab's and this test's; never the real one
+    terminal = terminal_environment(runtime)
+    with lab_process.running_lab(tmp_path, []) as lab:
+        children = lab.children()
+        env = kernel_environment(children["lab"])
+        url, token = env["OMS_URL"], env["OMS_API_TOKEN"]
+
+        # the discovery file: only the user can read it; it names URL, token, book and pids
+        (discovery,) = (runtime / "oms").glob("lab-*.json")
+        assert discovery.stat().st_mode & 0o777 == 0o600 and discovery.parent.stat().st_mode & 0o777 == 0o700
+        assert json.loads(discovery.read_text()) == {
+            "version": 1, "url": url, "token": token, "db": str(lab.db.resolve()), "pid": lab.process.pid,
+            "server_pid": children["server"],
+        }  # fmt: skip
+        said = lab.output()
+        assert f"oms lab: shared book {lab.db.resolve()} served at {url}\n" in said
+        assert f"'Authorization: Bearer <token>'; the token is in {discovery}" in said and token not in said
+        assert f"run in {tmp_path.resolve()} use this book by themselves" in said
+
+        # a terminal in the project folder: no flags, and the commands reach the served book
+        created = oms_command("create", "INFY", "BUY", "10", "1500", "--client-order-id", "FROM-SHELL", "--json",
+                              cwd=tmp_path, env=terminal)  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        assert created.stderr == (
+            f"oms: {oms.DEFAULT_DB} is served by `oms lab` (pid {lab.process.pid}): using {url} ({discovery})\n"
+        )
+        listed = oms_command("orders", "--json", cwd=tmp_path, env=terminal)
+        assert [o["client_order_id"] for o in json.loads(listed.stdout)] == ["FROM-SHELL"]
+        # JupyterLab's own terminals get the kernels' variables, in the notebooks folder
+        inside = oms_command("orders", cwd=lab.notebooks, env={**env, "XDG_RUNTIME_DIR": str(runtime)})
+        assert inside.returncode == 0 and "FROM-SHELL" in inside.stdout
+        assert inside.stderr == f"oms: using the book at {url} (from $OMS_URL)\n"
+
+        # a second workbench on the book is refused, names the first, and leaves its file alone
+        second = subprocess.run(
+            [sys.executable, "-m", "oms.cli", "lab", "--db", str(lab.db), "--notebooks", str(lab.notebooks),
+             "--no-browser"],
+            env=lab_process.throwaway_home(tmp_path / "second"), capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert second.returncode == 1 and f"`oms lab` (pid {lab.process.pid}) already serves it at {url}" in (
+            second.stderr
+        )
+        assert discovery.exists()
+        assert lab.stop() == 0
+    assert not discovery.exists()  # removed when the lab exits
+    after = oms_command("orders", "--json", cwd=tmp_path, env=terminal)  # the file itself again, said nothing
+    assert after.returncode == 0 and after.stderr == ""
+    assert [o["client_order_id"] for o in json.loads(after.stdout)] == ["FROM-SHELL"]
