@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import os
 import re
@@ -31,23 +32,33 @@ import secrets
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 import oms
 from oms.commands import Command
 from oms.committer import Committer
 from oms.engine import Engine
-from oms.errors import OMSError, PayloadTooLarge, Unauthorized, ValidationError
+from oms.errors import (
+    Forbidden,
+    OMSError,
+    PayloadTooLarge,
+    Unauthorized,
+    UnsupportedMediaType,
+    ValidationError,
+)
 from oms.gateway import TOKEN_ENV, Gateway
-from oms.jsonio import dumps, loads
+from oms.jsonio import dumps
 from oms.lifecycle import Action, Status
+from oms.server import is_loopback, token_problem
 from oms.validation import (
     CLIENT_ORDER_ID_PATTERN,
     CREATE_FIELDS,
@@ -80,8 +91,13 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 # enums in any case, prices as JSON numbers (or decimal strings), null for "not given".
 _PRICE: dict[str, Any] = {
     "anyOf": [
-        {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": int(MAX_PRICE)},
-        {"type": "string", "description": 'a decimal number as text, e.g. "1500.25"'},
+        {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": int(MAX_PRICE), "multipleOf": 0.0001},
+        {
+            "type": "string",
+            "pattern": r"^(?:[1-9][0-9]{0,11}(?:\.[0-9]{1,4})?"
+            r"|0\.(?:[1-9][0-9]{0,3}|0[1-9][0-9]{0,2}|00[1-9][0-9]?|000[1-9]))$",
+            "description": 'a decimal number as text, e.g. "1500.25"',
+        },
         {"type": "null"},
     ],
     "description": "exact decimal, 0 < price < 10^12, at most 4 decimal places",
@@ -255,33 +271,78 @@ async def _read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are all distinct (``{"price": 1, "price": 2}`` is refused,
+    not read as its last value)."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return value
+
+
+def _check_no_query(request: Request) -> None:
+    """Commands take their input from the path and the body only: a query parameter
+    (``POST /order?dry_run=true``) is refused, never ignored."""
+    if request.scope.get("query_string"):
+        names = sorted({shown(k).strip('"') for k, _ in request.query_params.multi_items()}) or ["?"]
+        raise ValidationError([{"field": name, "message": "commands take no query parameters"} for name in names])
+
+
+def _check_json_media_type(request: Request) -> None:
+    """A body must say it is JSON: a form or ``text/plain`` body is what a foreign web page
+    can send without asking (CSRF), and a compressed one would be read as garbage."""
+    declared = request.headers.get("content-type")
+    media_type = (declared or "").partition(";")[0].strip().lower()
+    if media_type != "application/json":
+        got = f"got {shown(declared)}" if declared is not None else "got none"
+        raise UnsupportedMediaType(f"a request body must be sent with 'Content-Type: application/json', {got}")
+    encoding = request.headers.get("content-encoding")
+    if encoding is not None and encoding.strip().lower() != "identity":
+        raise UnsupportedMediaType(f"a request body must not be encoded (Content-Encoding: {shown(encoding)})")
+
+
 def _parse_body(raw: bytes) -> Any:
     """The body as exact JSON (NO_BODY when empty). Malformed -> VALIDATION_ERROR."""
     if not raw.strip():
         return NO_BODY
     try:
-        value = loads(raw)
+        value = json.loads(raw, parse_float=Decimal, object_pairs_hook=_unique_keys)
+    except _DuplicateKey as e:
+        raise ValidationError(f"gives the key {shown(e.args[0])} more than once", "body") from None
     except (ValueError, RecursionError) as e:
         raise ValidationError(f"is not valid JSON: {str(e).splitlines()[0][:200]}", "body") from None
-    try:
-        # Text DuckDB cannot store (a lone surrogate) would fail the whole commit batch.
-        _check_encodable(value)
-    except UnicodeError:
-        raise ValidationError("holds a string that is not valid Unicode (a lone surrogate)", "body") from None
+    _check_shape(value)
     return value
 
 
-def _check_encodable(value: Any) -> None:
-    stack = [value]
+MAX_JSON_DEPTH = 16
+"""Nesting a body may have; an order is one flat object."""
+
+
+def _check_shape(value: Any) -> None:
+    """Refuse, before the engine sees it, what no command takes and what would cost the
+    engine: nesting deeper than MAX_JSON_DEPTH, text that is not valid Unicode."""
+    stack = [(value, 1)]
     while stack:
-        item = stack.pop()
+        item, depth = stack.pop()
         if isinstance(item, str):
-            item.encode("utf-8")
-        elif isinstance(item, dict):
-            stack += item.keys()
-            stack += item.values()
-        elif isinstance(item, list):
-            stack += item
+            try:
+                item.encode("utf-8")
+            except UnicodeError:
+                raise ValidationError("holds a string that is not valid Unicode (a lone surrogate)", "body") from None
+        elif isinstance(item, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise ValidationError(f"is nested deeper than {MAX_JSON_DEPTH} levels", "body")
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            stack += [(child, depth + 1) for child in children]
 
 
 _JSON_TYPES = {"NoneType": "null", "bool": "boolean", "int": "number", "Decimal": "number", "str": "string"}
@@ -330,13 +391,31 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     out = []
     for e in exc.errors():
         loc = [str(p) for p in e.get("loc", ()) if p not in ("path", "query", "body", "header")]
-        out.append({"field": ".".join(loc) or "request", "message": str(e.get("msg", "invalid"))})
+        message = str(e.get("msg", "invalid")).removeprefix("Value error, ")
+        out.append({"field": ".".join(loc) or "request", "message": message})
     return out or [{"field": "request", "message": "invalid"}]
 
 
 StatusFilter = Query(None, description=f"one of {', '.join(Status)} (any case)", examples=["NEW"])
 SymbolFilter = Query(None, description="1-16 letters, digits or . - _ (any case)", examples=["INFY"])
-OrderId = Annotated[int, Path(description="the order's id", json_schema_extra={"minimum": 1, "maximum": MAX_ORDER_ID})]
+_CANONICAL_ID = re.compile(r"-?(?:0|[1-9][0-9]*)", re.ASCII)
+
+
+def _canonical_id(value: Any) -> Any:
+    """Only an id written the one way -- decimal digits, no sign, space, leading zero or
+    separator -- addresses an order: ``/order/01``, ``/order/+1``, ``/order/1_0`` and
+    ``/order/1.0`` are refused, not read as another id. (0 and negative ids pass here and
+    are refused, and logged, by the engine.)"""
+    if isinstance(value, str) and not _CANONICAL_ID.fullmatch(value):
+        raise ValueError("must be a whole number written in plain decimal digits (no sign, spaces or leading zeros)")
+    return value
+
+
+OrderId = Annotated[
+    int,
+    BeforeValidator(_canonical_id),
+    Path(description="the order's id", json_schema_extra={"minimum": 1, "maximum": MAX_ORDER_ID}),
+]
 
 
 def create_app(
@@ -353,6 +432,8 @@ def create_app(
     the last request), e.g. to close a gateway the caller opened."""
     token = token if token is not None else (os.environ.get(TOKEN_ENV) or None)
     holder: dict[str, Any] = {"gateway": gateway, "startup_error": None}
+    problem = token_problem(token) if token is not None else None
+    bad_token = OMSError(f"refusing the token ({TOKEN_ENV}): {problem}") if problem else None
     # One committer per event loop (uvicorn runs one; a TestClient used without ``with``
     # runs each request on a loop of its own).
     committers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Committer] = weakref.WeakKeyDictionary()
@@ -364,6 +445,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if bad_token is not None:  # no request could ever authenticate: do not start
+            holder["startup_error"] = bad_token
+            raise bad_token
         if holder["gateway"] is not None:
             try:
                 yield
@@ -395,6 +479,7 @@ def create_app(
             'Every refusal is `{"detail": {"code", "message"}}` (422 adds `errors`).'
         ),
         lifespan=lifespan,
+        redirect_slashes=False,  # a redirect would be built from the request's Host header
     )
 
     async def submit(command: Command) -> oms.Order:
@@ -413,7 +498,11 @@ def create_app(
     async def run_command(action: Action, order_id: int | None, request: Request) -> Response:
         """A command request, from its body to its response: all that each command
         endpoint does, and all that the command lane does."""
-        body = _object(_parse_body(await _read_body(request)), required=action in _BODY_REQUIRED)
+        _check_no_query(request)
+        raw = await _read_body(request)
+        if raw:
+            _check_json_media_type(request)
+        body = _object(_parse_body(raw), required=action in _BODY_REQUIRED)
         order = await submit(Command(action, order_id, body))
         return _json(order.to_dict(), 201 if action is Action.CREATE else 200)
 
@@ -438,7 +527,12 @@ def create_app(
         if exc.status_code == 404:
             return _plain_error(404, "NOT_FOUND", f"no route {request.method} {request.url.path}")
         if exc.status_code == 405:
-            return _plain_error(405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}")
+            allowed = _allowed_methods(app, request.scope)
+            response = _plain_error(
+                405, "METHOD_NOT_ALLOWED", f"{request.method} is not allowed on {request.url.path}; allowed: {allowed}"
+            )
+            response.headers["Allow"] = allowed
+            return response
         return _plain_error(exc.status_code, "HTTP_ERROR", str(exc.detail))
 
     @app.exception_handler(Exception)
@@ -533,6 +627,29 @@ def create_app(
     return app
 
 
+def _allowed_methods(app: FastAPI, scope: Scope) -> str:
+    """Every method some route takes on this path (HEAD wherever GET is), for ``Allow``."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+async def _head_as_get(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """HEAD on a GET route: the GET's status and headers, no body."""
+
+    async def headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    await app({**scope, "method": "GET"}, receive, headers_only)
+
+
 # The four command routes with a plain order id (1 to MAX_ORDER_ID, no sign, no leading
 # zero): exactly the requests FastAPI would route to a command endpoint with that id.
 _COMMAND_PATH = re.compile(r"/order(?:/([1-9][0-9]{0,18})(/execute)?)?")
@@ -582,22 +699,57 @@ def _command_route(scope: Scope) -> tuple[Action | None, int | None]:
     return action, order_id
 
 
+def _socket_is_loopback(server: Any) -> bool | None:
+    """Whether the socket a request arrived on is a loopback address; None when it is not
+    an IP socket at all (a test client, a unix socket)."""
+    if not server:
+        return None
+    try:
+        return ipaddress.ip_address(str(server[0]).strip("[]")).is_loopback
+    except ValueError:
+        return None
+
+
 def _is_exposed(server: Any) -> bool:
     """True when the socket a request arrived on is not a loopback address."""
-    if not server:
-        return False
-    try:
-        return not ipaddress.ip_address(str(server[0]).strip("[]")).is_loopback
-    except ValueError:
-        return False  # not an IP (a test client, a unix socket)
+    return _socket_is_loopback(server) is False
+
+
+_HOST_PORT = re.compile(r"(\[[^\]]*\]|[^:\[\]]*)(?::[0-9]{1,5})?")
+
+
+def _is_loopback_host(host: str) -> bool:
+    """``127.0.0.1``, ``localhost``, ``[::1]``, with or without a port."""
+    match = _HOST_PORT.fullmatch(host)
+    return match is not None and is_loopback(match.group(1))
+
+
+def _is_loopback_origin(origin: str) -> bool:
+    scheme, sep, rest = origin.partition("://")
+    return bool(sep) and scheme.lower() in ("http", "https") and _is_loopback_host(rest)
+
+
+def _cross_site(scope: Scope) -> str | None:
+    """Why a request to a loopback server without a token may come from a foreign web
+    page -- a Host that is not a loopback name (DNS rebinding) or a foreign Origin (CSRF)
+    -- or None. Jupyter refuses the same requests."""
+    for name, value in scope["headers"]:
+        if name == b"host" and not _is_loopback_host(value.decode("latin-1")):
+            return f"Host {shown(value.decode('latin-1'))} is not a loopback name"
+        if name == b"origin" and not _is_loopback_origin(value.decode("latin-1")):
+            return f"Origin {shown(value.decode('latin-1'))} is not a loopback origin"
+    return None
 
 
 class _Guard:
-    """Pure ASGI middleware: the bearer-token rule, and a one-line startup failure.
+    """Pure ASGI middleware: the bearer-token rule, cross-site refusals, and a one-line
+    startup failure.
 
     Without a token, a request that arrived on a non-loopback address is refused (the
     server was bound beyond loopback with no token: ``oms serve`` refuses to start that
-    way; ``uvicorn oms.api:app --host 0.0.0.0`` cannot be stopped from starting)."""
+    way; ``uvicorn oms.api:app --host 0.0.0.0`` cannot be stopped from starting), and on
+    loopback a request a foreign web page may have sent is refused (403 FORBIDDEN). It
+    runs before the command lane and the routes, so both answer alike."""
 
     def __init__(self, app: ASGIApp, *, token: str | None, holder: dict[str, Any]) -> None:
         self.app, self.holder = app, holder
@@ -607,6 +759,18 @@ class _Guard:
         if scope["type"] == "lifespan":
             await self._lifespan(scope, receive, send)
             return
+        if scope["type"] == "http" and b"%2f" in (scope.get("raw_path") or b"").lower():
+            # An encoded "/" is part of a path segment, never a separator: /order%2F12 is
+            # not /order/12 (the decoded path would route it there).
+            raw = (scope.get("raw_path") or b"").decode("latin-1")
+            await _plain_error(404, "NOT_FOUND", f"no route {scope['method']} {raw[:200]}")(scope, receive, send)
+            return
+        if scope["type"] == "http" and self.expected is None and _socket_is_loopback(scope.get("server")):
+            why = _cross_site(scope)
+            if why is not None:
+                forbidden = Forbidden(f"refused a request that may come from another web site: {why}")
+                await error_response(forbidden)(scope, receive, send)
+                return
         if scope["type"] == "http" and not self._allowed(scope):
             if self.expected is None:
                 err = Unauthorized(
@@ -618,6 +782,9 @@ class _Guard:
             response = error_response(err)
             response.headers["WWW-Authenticate"] = "Bearer"
             await response(scope, receive, send)
+            return
+        if scope["type"] == "http" and scope["method"] == "HEAD":
+            await _head_as_get(self.app, scope, receive, send)
             return
         await self.app(scope, receive, send)
 

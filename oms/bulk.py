@@ -44,11 +44,29 @@ def _to_table(orders: Any) -> pa.Table:
     if isinstance(orders, list):
         if not orders:
             raise ValidationError("no orders to load", "body")
-        columns = sorted({k for row in orders for k in row}, key=str)
-        return pa.table({c: pa.array([row.get(c) for row in orders], from_pandas=True) for c in columns})
+        names = sorted({k for row in orders for k in row}, key=str)
+        return pa.table(_columns({c: [row.get(c) for row in orders] for c in names}))
     if hasattr(orders, "to_dict") and hasattr(orders, "columns"):  # a pandas DataFrame
-        return pa.Table.from_pandas(orders, preserve_index=False)
+        try:
+            return pa.Table.from_pandas(orders, preserve_index=False)
+        except (pa.ArrowException, OverflowError, ValueError, TypeError):
+            return pa.table(_columns({str(c): orders[c] for c in orders.columns}))
     raise ValidationError(f"expected a DataFrame, an Arrow table or a list of dicts, got {type(orders).__name__}")
+
+
+def _columns(values: dict[str, Any]) -> dict[str, pa.Array]:
+    """Each column as an Arrow array; a column Arrow cannot hold (a decimal such as
+    1e-1000027, a 5000-digit integer, mixed types) is refused naming it."""
+    columns, errors = {}, []
+    for name, column in values.items():
+        try:
+            columns[name] = pa.array(column, from_pandas=True)
+        except (pa.ArrowException, OverflowError, ValueError, TypeError) as e:
+            reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+            errors.append({"field": name, "message": f"cannot be read as one column of values ({reason})"})
+    if errors:
+        raise ValidationError(errors)
+    return columns
 
 
 class _Report:

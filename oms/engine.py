@@ -15,18 +15,20 @@ registry make this engine the file's only writer.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
 from oms.clock import Clock, SystemClock
 from oms.commands import Command, decide, replay
-from oms.errors import OMSError, OrderNotFound, StoreError, ValidationError
+from oms.errors import InternalError, OMSError, OrderNotFound, StoreError, ValidationError
 from oms.gateway import PriceInput
 from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent
@@ -36,10 +38,13 @@ from oms.validation import SYMBOL_PATTERN, shown, validate_order_id
 if TYPE_CHECKING:
     import pyarrow as pa
 
+log = logging.getLogger("oms.engine")
+
 FOLD_EVERY = 10_000
 """Fold the projection snapshot forward after this many events (keeps the view's tail short)."""
 
-_open_files: dict[str, Engine] = {}
+_open_files: dict[object, Engine] = {}
+"""Open engines by file identity: ``(st_dev, st_ino)``, and the resolved path."""
 _open_files_lock = threading.Lock()
 
 
@@ -94,16 +99,29 @@ class Engine:
     ) -> None:
         self.path = str(path)
         self.clock: Clock = clock or SystemClock()
-        self._key = self.path if self.path == MEMORY else str(Path(self.path).resolve())
+        self._keys: tuple[object, ...] = ()
         with _open_files_lock:
-            if self._key != MEMORY and self._key in _open_files:
-                raise StoreError(f"{self.path} is already open in this process: use that gateway, or close it first")
+            if self.path != MEMORY:
+                # A file is its device and inode, not its path: a hard link or a symlink
+                # to an open file is the same file, and two writers would corrupt it.
+                keys = _file_keys(self.path)
+                if any(key in _open_files for key in keys):
+                    raise StoreError(
+                        f"{self.path} is already open in this process (perhaps by another name: a link): "
+                        "use that gateway, or close it first"
+                    )
             self._store = Store(self.path, threads=threads)
-            if self._key != MEMORY:
-                _open_files[self._key] = self
+            if self.path != MEMORY:
+                self._keys = _file_keys(self.path)  # the file exists now
+                for key in self._keys:
+                    _open_files[key] = self
         self._cache = _Cache(cache_size)
-        self._seq, self._last_order_id, self._folded_seq = self._store.counters()
-        self._client_order_ids = self._store.client_order_ids()
+        try:
+            (self._seq, self._last_order_id, self._folded_seq), self._client_order_ids = self._store.open_state()
+        except BaseException:  # a file that fails its first reads is released, not held
+            self._store.close()
+            self._unregister()
+            raise
         self._queue: list[_Ticket] = []
         self._queue_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -209,37 +227,56 @@ class Engine:
 
     def _drain(self, *, fold: bool = True) -> None:
         """Decide every queued command in order, append their events in one statement,
-        then answer them all. Whatever goes wrong, every ticket of the batch is answered.
-        Then fold the projection forward, if due and ``fold``."""
+        then answer them all. Whatever goes wrong, every ticket of the batch is answered,
+        and one command's failure fails no other: a batch whose commit fails is committed
+        again one command at a time. Then fold the projection forward, if due and ``fold``."""
         with self._queue_lock:
             batch, self._queue = self._queue, []
         try:
-            self._commit_batch(batch)
-        except Exception as e:
-            error = e if isinstance(e, StoreError) else StoreError(f"{self.path}: commands not recorded: {e!r}")
-            for ticket in batch:
-                ticket.result, ticket.error = None, error
-            raise
+            try:
+                self._commit_batch(batch)
+            except Exception as e:
+                if len(batch) == 1:
+                    batch[0].result, batch[0].error = None, self._store_failure(e)
+                else:
+                    for ticket in batch:  # in order: each decided on what committed before it
+                        ticket.result = ticket.error = None
+                        try:
+                            self._commit_batch([ticket])
+                        except Exception as single:
+                            ticket.result, ticket.error = None, self._store_failure(single)
         finally:
             for ticket in batch:
+                if ticket.error is None and ticket.result is None:  # interrupted (a BaseException)
+                    ticket.error = StoreError(f"{self.path}: command not confirmed")
                 ticket.done = True
         if fold and self._seq - self._folded_seq >= FOLD_EVERY:
             # Folding only speeds reads up; the view is right without it, and it is retried.
             with contextlib.suppress(StoreError):
                 self._fold()
 
+    def _store_failure(self, e: Exception) -> StoreError:
+        if isinstance(e, StoreError):
+            return e
+        log.error("commit failed on %s", self.path, exc_info=e)
+        error = StoreError(f"{self.path}: command not recorded: {type(e).__name__}")
+        error.__cause__ = e
+        return error
+
     def _commit_batch(self, batch: list[_Ticket]) -> None:
         staged: dict[int, Order] = {}
         staged_client_ids: set[str] = set()
         seq, last_order_id = self._seq, self._last_order_id
         rows = []
+        answers: list[Order | OMSError] = []
         for ticket in batch:
             command = ticket.command
-            seq += 1
-            at = self.clock()
+            at: datetime | None = None
             current: Order | None = None
-            order_id = command.order_id
+            order_id: Any = None
             try:
+                order_id = command.order_id
+                at = self.clock()
                 if command.action is not Action.CREATE:
                     order_id = validate_order_id(order_id)
                     current = staged.get(order_id) or self._lookup(order_id)
@@ -250,24 +287,35 @@ class Engine:
                     next_order_id=last_order_id + 1,
                     client_order_ids=_Either(self._client_order_ids, staged_client_ids),
                 )
-            except OMSError as refusal:
-                ticket.error = refusal
-                request = _jsonable(command.request, order_id)
-                refused = (refusal.code, refusal.message)
-                rows.append(
-                    event_row(seq, command.action, _storable_id(order_id), at, request, before=current, refusal=refused)
-                )
+                row = event_row(seq + 1, command.action, order.order_id, at, command.request, before=current,
+                                after=order)  # fmt: skip
+            except Exception as e:
+                if isinstance(e, OMSError):
+                    refusal: OMSError = e
+                else:  # a defect: it fails this command only, never the others of the batch
+                    log.error("unexpected failure deciding a command on order %r", order_id, exc_info=e)
+                    refusal = InternalError("the command failed unexpectedly; the server log has the details")
+                    refusal.__cause__ = e
+                answers.append(refusal)
+                refused = None if at is None else _refusal_row(seq + 1, command, order_id, at, current, refusal)
+                if refused is not None:
+                    seq += 1
+                    rows.append(refused)
                 continue
+            seq += 1
             if command.action is Action.CREATE:
                 last_order_id = order.order_id
                 if order.client_order_id is not None:
                     staged_client_ids.add(order.client_order_id)
             staged[order.order_id] = order
-            ticket.result = order
-            rows.append(
-                event_row(seq, command.action, order.order_id, at, command.request, before=current, after=order)
-            )
+            answers.append(order)
+            rows.append(row)
         self._store.append(rows)  # the commit point: nothing below runs if this raises
+        for ticket, answer in zip(batch, answers, strict=True):
+            if isinstance(answer, OMSError):
+                ticket.error = answer
+            else:
+                ticket.result = answer
         self._seq, self._last_order_id = seq, last_order_id
         self._client_order_ids |= staged_client_ids
         for order in staged.values():
@@ -372,8 +420,13 @@ class Engine:
                     self._fold()
             finally:
                 self._store.close()
-                with _open_files_lock:
-                    _open_files.pop(self._key, None)
+                self._unregister()
+
+    def _unregister(self) -> None:
+        with _open_files_lock:
+            for key in self._keys:
+                if _open_files.get(key) is self:
+                    del _open_files[key]
 
     def __enter__(self) -> Self:
         return self
@@ -394,6 +447,35 @@ class _Either:
 
     def __contains__(self, item: object) -> bool:
         return item in self.a or item in self.b
+
+
+def _file_keys(path: str) -> tuple[object, ...]:
+    """The identities of a database file: its resolved path and, once it exists, its
+    device and inode (which every hard link shares)."""
+    resolved = str(Path(path).resolve())
+    try:
+        info = os.stat(path)
+    except OSError:
+        return (resolved,)
+    return (resolved, (info.st_dev, info.st_ino))
+
+
+def _refusal_row(
+    seq: int, command: Command, order_id: Any, at: datetime, current: Order | None, refusal: OMSError
+) -> tuple[int, int | None, str] | None:
+    """The log row of a refused command; one that cannot be written as asked keeps only
+    the reason, and a command too broken for even that is refused without a row."""
+    reason = (refusal.code, refusal.message)
+    try:
+        request = _jsonable(command.request, order_id)
+        return event_row(seq, command.action, _storable_id(order_id), at, request, before=current, refusal=reason)
+    except Exception:
+        pass
+    try:
+        unrecorded = {"unrecorded": "the request could not be written to the log"}
+        return event_row(seq, command.action, _storable_id(order_id), at, unrecorded, before=None, refusal=reason)
+    except Exception:
+        return None
 
 
 def _storable_id(order_id: Any) -> int | None:

@@ -13,6 +13,9 @@ the widgets into an inline line of text.
     ├── PriceOutsideLimit        PRICE_OUTSIDE_LIMIT        409  execution worse than the limit
     ├── PayloadTooLarge          PAYLOAD_TOO_LARGE          413  (REST only)
     ├── Unauthorized             UNAUTHORIZED               401  (REST only)
+    ├── Forbidden                FORBIDDEN                  403  (REST only) a cross-site request
+    ├── UnsupportedMediaType     UNSUPPORTED_MEDIA_TYPE     415  (REST only) a body that is not JSON
+    ├── InternalError            INTERNAL_ERROR             500  a defect: one command failed unexpectedly
     └── StoreError               STORE_ERROR                503  the database cannot be used
         ├── DatabaseLocked       DATABASE_LOCKED
         ├── NotADatabase         NOT_A_DATABASE
@@ -103,6 +106,23 @@ class PayloadTooLarge(OMSError):
 class Unauthorized(OMSError):
     code = "UNAUTHORIZED"
     http_status = 401
+
+
+class Forbidden(OMSError):
+    code = "FORBIDDEN"
+    http_status = 403
+
+
+class UnsupportedMediaType(OMSError):
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    http_status = 415
+
+
+class InternalError(OMSError):
+    """A command failed in a way no rule foresaw (a defect). Only that command fails."""
+
+    code = "INTERNAL_ERROR"
+    http_status = 500
 
 
 class StoreError(OMSError):

@@ -36,12 +36,33 @@ PRICE_PLACES = 4
 """Prices carry at most this many decimal places (stored as DECIMAL(16, 4))."""
 
 
+MAX_CANONICAL_EXPONENT = 64
+"""Decimals whose exponent, once trailing zeros are dropped, lies beyond +-this are not
+canonicalized: writing them out without an exponent would take that many digits."""
+
+
 def canonical_decimal(value: Decimal | None) -> Decimal | None:
-    """The one representation of a price: exact, no exponent, no trailing zeros."""
+    """The one representation of a price: exact, no exponent, no trailing zeros.
+
+    Works on the digits themselves (no decimal context, so nothing is ever rounded).
+    Raises ValueError for a non-finite value, or one whose plain form would be longer
+    than MAX_CANONICAL_EXPONENT digits (say 1e-1000027): check prices before this."""
     if value is None:
         return None
-    text = format(value.normalize(), "f")
-    return Decimal(text)
+    sign, digits, exponent = value.as_tuple()
+    if not isinstance(exponent, int):
+        raise ValueError(f"not a finite decimal: {value!r}")
+    end = len(digits)
+    while end > 1 and digits[end - 1] == 0 and exponent < 0:
+        end, exponent = end - 1, exponent + 1
+    if not any(digits):
+        return Decimal(0)
+    if abs(exponent) > MAX_CANONICAL_EXPONENT:
+        raise ValueError(f"decimal exponent out of range: {value!r}")
+    kept = digits[:end]
+    if exponent > 0:  # 1E+3 -> 1000
+        kept, exponent = kept + (0,) * exponent, 0
+    return Decimal((sign, kept, exponent))
 
 
 def format_ts(at: datetime) -> str:

@@ -28,6 +28,50 @@ def _port(text: str) -> int:
 
 
 DEFAULT_PORT = 8000
+HEAD_TIMEOUT = 10.0
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds above 0 and at most 3600, got {text!r}")
+    return value
+
+
+def token_problem(token: str) -> str | None:
+    """Why ``token`` can never be sent in an Authorization header as given, or None."""
+    if not token.strip():
+        return "the token is empty or only spaces"
+    if token != token.strip():
+        return "the token has leading or trailing whitespace (no request could ever send it)"
+    if any(not 0x21 <= ord(c) <= 0x7E for c in token):
+        return "the token must be printable ASCII without spaces"
+    return None
+
+
+def _read_token(args: argparse.Namespace) -> str | None:
+    """The token: --token-file (one line; its newline is not part of it), else --token,
+    else the environment. Raises ValueError naming what is wrong."""
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeError) as e:
+            raise ValueError(f"cannot read the token file {args.token_file}: {e}") from None
+        token: str | None = text.removesuffix("\n").removesuffix("\r")
+    else:
+        token = args.token if args.token is not None else os.environ.get(TOKEN_ENV)
+    if token is None or token == "":
+        if args.token_file:
+            raise ValueError(f"the token file {args.token_file} is empty")
+        return None
+    problem = token_problem(token)
+    if problem:
+        raise ValueError(problem)
+    return token
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,9 +79,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port 1-65535 (default: %(default)s)")
     parser.add_argument(
-        "--token",
-        help=f"require 'Authorization: Bearer TOKEN' on every request (default: ${TOKEN_ENV}; "
-        "required to bind anything but loopback; prefer the variable, arguments show in ps)",
+        "--token-file",
+        metavar="PATH",
+        help=f"require 'Authorization: Bearer TOKEN' on every request, TOKEN read from PATH "
+        f"(default: ${TOKEN_ENV}); required to bind anything but loopback",
+    )
+    # Still accepted, no longer advertised: an argument is visible to every local user in ps.
+    parser.add_argument("--token", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--head-timeout",
+        type=_seconds,
+        default=HEAD_TIMEOUT,
+        metavar="SECONDS",
+        help="close a connection that takes longer to send a request head (default: %(default)s)",
     )
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs)")
@@ -59,15 +113,26 @@ def main(args: argparse.Namespace) -> int:
     import uvicorn
 
     from oms.api import SERVER_THREADS, create_app
+    from oms.http_guard import GuardedHttpToolsProtocol, default_max_connections, raise_fd_limit
 
-    token = args.token or os.environ.get(TOKEN_ENV) or None
+    try:
+        token = _read_token(args)
+    except ValueError as e:
+        print(f"oms serve: refusing the token: {e}", file=sys.stderr)
+        return 2
     if not is_loopback(args.host) and not token:
         print(
-            f"oms serve: refusing to bind {args.host} without a token: set {TOKEN_ENV} (or pass --token), "
+            f"oms serve: refusing to bind {args.host} without a token: set {TOKEN_ENV} (or pass --token-file), "
             f"or bind {DEFAULT_HOST}",
             file=sys.stderr,
         )
         return 2
+    raise_fd_limit()
+    protocol = GuardedHttpToolsProtocol.configured(
+        max_head_bytes=GuardedHttpToolsProtocol.max_head_bytes,
+        head_timeout=args.head_timeout,
+        max_connections=default_max_connections(),
+    )
     try:
         gateway = oms.open(args.db, threads=SERVER_THREADS)
     except OMSError as e:
@@ -87,6 +152,7 @@ def main(args: argparse.Namespace) -> int:
             log_level=args.log_level,
             access_log=args.access_log,
             lifespan="on",
+            http=protocol,  # bounded request heads, a head timeout, a connection cap
         )
         server = uvicorn.Server(config)
         # uvicorn re-raises SIGTERM once it has shut down; with this handler in place the

@@ -116,18 +116,27 @@ MAX_STORED_TEXT = 256
 """Longer text in a refused request is kept cut to this length in the audit log."""
 
 
-def _json_safe(value: Any) -> Any:
-    """Request values as valid JSON: exact decimals and odd floats become text, long text is cut."""
+MAX_STORED_DEPTH = 32
+"""Deeper nesting in a refused request is kept as a marker in the audit log."""
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """Request values as valid JSON: exact decimals and odd floats become text, long text
+    is cut, nesting deeper than MAX_STORED_DEPTH is replaced by a marker."""
+    if isinstance(value, (dict, list, tuple)) and depth >= MAX_STORED_DEPTH:
+        return f"<nested deeper than {MAX_STORED_DEPTH} levels>"
     if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): _json_safe(v, depth + 1) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
+        return [_json_safe(v, depth + 1) for v in value]
     if isinstance(value, str):
         return value if len(value) <= MAX_STORED_TEXT else value[:MAX_STORED_TEXT] + "…"
     if value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
-        return value if -(2**63) <= value < 2**63 else str(value)
+        if -(2**63) <= value < 2**63:
+            return value
+        return str(value) if value.bit_length() <= 4000 else f"<an integer of {value.bit_length()} bits>"
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     return str(value)
@@ -234,7 +243,10 @@ class Store:
                 # DuckDB hands even a one-row statement to its worker threads; with one,
                 # it runs on the caller's thread (~0.07 ms less per command, measured).
                 self._con.execute(f"SET threads = {threads}")
-            self._migrate()
+            try:
+                self._migrate()
+            except duckdb.Error as e:
+                raise open_failure(self.path, e) from None
         except BaseException:
             self._con.close()
             raise
@@ -319,6 +331,17 @@ class Store:
         con.execute("DROP TABLE folding")
 
     # ---- reading ---------------------------------------------------------------------
+
+    def open_state(self) -> tuple[tuple[int, int, int], set[str]]:
+        """``counters()`` and ``client_order_ids()``, the first reads of an opened file: a
+        failure here means the file is corrupt (NOT_A_DATABASE), not that a command failed."""
+        try:
+            with self.lock:
+                return self.counters(), self.client_order_ids()
+        except StoreError as e:
+            if isinstance(e.__cause__, duckdb.Error):
+                raise open_failure(self.path, e.__cause__) from None
+            raise
 
     def counters(self) -> tuple[int, int, int]:
         """(last seq, last order id, folded seq) -- 0 in a fresh database."""
@@ -410,6 +433,8 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
         probe = _open(path, read_only=True)
         try:
             _schema_version(probe, path)
+        except duckdb.Error as e:
+            raise open_failure(path, e) from None
         finally:
             probe.close()
     else:
@@ -436,17 +461,34 @@ def _open(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(path, read_only=read_only)
     except duckdb.Error as e:
-        text = str(e)
-        if "lock" in text.lower():
+        raise open_failure(path, e) from None
+
+
+# DuckDB's one message for a lock held by another process; it comes as an IOException.
+_LOCK_CONFLICT = re.compile(r"^IO Error: Could not set lock on file ")
+_NOT_DUCKDB = re.compile(r"^IO Error: The file .* exists, but it is not a valid DuckDB database file")
+
+
+def open_failure(path: str, e: duckdb.Error) -> StoreError:
+    """What a DuckDB failure while opening ``path`` (or reading it for the first time)
+    means, classified by the exception's type: an IOException is the file system's
+    answer (a lock held by another process, a file that is not DuckDB's, no permission);
+    any other DuckDB error while opening is the content itself (a corrupt file)."""
+    text = _first_line(e)
+    if isinstance(e, duckdb.IOException):
+        if _LOCK_CONFLICT.match(text):
             match = _LOCK_PID.search(text)
             holder = f"process {match.group(1)}" if match else "another process"
-            raise DatabaseLocked(
+            return DatabaseLocked(
                 f"{path} is in use by {holder}: stop it, or connect to the server it runs "
                 "(oms.connect(url)), or open another file"
-            ) from None
-        if "not a valid duckdb database" in text.lower() or "version number" in text.lower():
-            raise NotADatabase(f"{path} cannot be opened as a DuckDB database: {_first_line(e)}") from None
-        raise StoreError(f"{path}: {_first_line(e)}") from None
+            )
+        if _NOT_DUCKDB.match(text):
+            return NotADatabase(f"{path} is corrupt or not a DuckDB file: pass the .duckdb file an OMS wrote")
+        return StoreError(f"{path}: {text}")
+    return NotADatabase(
+        f"{path} is corrupt or not a DuckDB file ({text[:160]}): restore it from a backup, or pass a new path"
+    )
 
 
 def _schema_version(con: duckdb.DuckDBPyConnection, path: str) -> int:

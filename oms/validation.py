@@ -54,6 +54,8 @@ def shown(value: Any) -> str:
         text = "true" if value else "false"
     elif isinstance(value, str):
         text = json.dumps(value[: MAX_SHOWN + 1], ensure_ascii=False)
+    elif isinstance(value, int) and value.bit_length() > 128:  # str() of a huge int raises
+        text = f"an integer of about {int(value.bit_length() * 0.30103)} digits"
     elif isinstance(value, (int, float, Decimal)):
         text = str(value)
     else:
@@ -91,29 +93,53 @@ def parse_quantity(value: Any, field: str = "quantity") -> int:
     return value
 
 
+# A price as text: ASCII digits, an optional point and exponent -- nothing Python's
+# Decimal() would also take (spaces, underscores, other scripts' digits, "Infinity").
+_PRICE_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?", re.ASCII)
+
+
 def parse_price(value: Any, field: str = "price") -> Decimal:
-    """An exact decimal, 0 < price < 10^12, at most 4 decimal places.
+    """An exact decimal, 0 < price < 10^12, at most 4 decimal places -- as given: a value
+    that would need rounding is refused, never rounded.
 
     Accepts Decimal, int, str and float (a float is read from its shortest repr, so
-    1500.25 means exactly 1500.25).
-    """
+    1500.25 means exactly 1500.25). Text must be plain ASCII decimal notation (no spaces,
+    underscores or other digits). Raises VALIDATION_ERROR naming ``field``."""
     if isinstance(value, bool) or not isinstance(value, (Decimal, int, float, str)):
         raise ValidationError(f"must be a decimal number, got {shown(value)}", field)
+    if isinstance(value, int):  # checked as an int: str() of a huge int would raise
+        if value <= 0:
+            raise ValidationError(f"must be greater than 0, got {shown(value)}", field)
+        if value >= MAX_PRICE:
+            raise ValidationError(f"must be less than 10^12, got {shown(value)}", field)
+        return Decimal(value)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValidationError(f"must be finite, got {shown(value)}", field)
+    if isinstance(value, str) and not _PRICE_TEXT.fullmatch(value):
+        raise ValidationError(
+            f"must be a decimal number such as 1500.25 (ASCII digits; no spaces, + or _), got {shown(value)}",
+            field,
+        )
     try:
-        price = Decimal(repr(value) if isinstance(value, float) else str(value).strip())
+        price = value if isinstance(value, Decimal) else Decimal(repr(value) if isinstance(value, float) else value)
     except InvalidOperation:
         raise ValidationError(f"must be a decimal number, got {shown(value)}", field) from None
-    if not price.is_finite():
+    sign, digits, exponent = price.as_tuple()
+    if not isinstance(exponent, int):
         raise ValidationError(f"must be finite, got {shown(value)}", field)
-    if price <= 0:
-        raise ValidationError(f"must be greater than 0, got {value}", field)
-    if price >= MAX_PRICE:
-        raise ValidationError(f"must be less than 10^12, got {value}", field)
-    exponent = price.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > PRICE_PLACES:
-        raise ValidationError(f"at most {PRICE_PLACES} decimal places, got {value}", field)
+    # Decided on the digits and the exponent alone -- no decimal context, which would round
+    # 1e-1000027 to 0 -- and before anything writes the value out in full.
+    significant = len(digits)
+    while significant > 1 and digits[significant - 1] == 0 and exponent < 0:
+        significant, exponent = significant - 1, exponent + 1
+    if not any(digits):
+        raise ValidationError(f"must be greater than 0, got {shown(value)}", field)
+    if sign:
+        raise ValidationError(f"must be greater than 0, got {shown(value)}", field)
+    if -exponent > PRICE_PLACES:
+        raise ValidationError(f"at most {PRICE_PLACES} decimal places, got {shown(value)}", field)
+    if significant + exponent > 12:  # more than 12 integer digits: 10^12 or beyond
+        raise ValidationError(f"must be less than 10^12, got {shown(value)}", field)
     result = canonical_decimal(price)
     assert result is not None
     return result

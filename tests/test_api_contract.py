@@ -28,6 +28,7 @@ ORDER_FIELDS = {
 }  # fmt: skip
 EVENT_FIELDS = {"seq", "order_id", "action", "from_status", "to_status", "accepted", "reason", "at"}
 LIMIT_ORDER = {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": 1500.25}
+JSON = {"content-type": "application/json"}
 
 
 def assert_canonical_error(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
@@ -75,10 +76,13 @@ def test_post_order_creates_a_new_order_with_every_field_of_the_contract(client:
 
 
 def test_prices_are_exact_json_numbers_in_the_response_text(client: TestClient) -> None:
-    response = client.post("/order", content=b'{"symbol":"X","side":"SELL","quantity":1,"price":999999999999.9999}')
+    response = client.post("/order", content=b'{"symbol":"X","side":"SELL","quantity":1,"price":999999999999.9999}',
+                           headers=JSON)  # fmt: skip
     assert '"price": 999999999999.9999,' in response.text
     assert json.loads(response.text, parse_float=Decimal)["price"] == Decimal("999999999999.9999")
-    response = client.post("/order", content=b'{"symbol":"X","side":"SELL","quantity":1,"price":"0.1000"}')
+    response = client.post(
+        "/order", content=b'{"symbol":"X","side":"SELL","quantity":1,"price":"0.1000"}', headers=JSON
+    )
     assert '"price": 0.1,' in response.text
 
 
@@ -283,7 +287,7 @@ BAD_COMMAND_BODIES: list[tuple[str, str, bytes]] = [
 def test_a_bad_command_body_is_422_and_changes_nothing(client: TestClient, method: str, path: str, body: bytes) -> None:
     post_order(client)
     before = snapshot(client)
-    assert_canonical_error(client.request(method, path, content=body), 422, "VALIDATION_ERROR")
+    assert_canonical_error(client.request(method, path, content=body, headers=JSON), 422, "VALIDATION_ERROR")
     assert snapshot(client) == before
 
 
@@ -386,7 +390,7 @@ def test_the_api_relays_to_a_remote_gateway_with_the_same_answers(gw: Engine) ->
     ):
         assert relay.post("/order", json=LIMIT_ORDER).json() == direct.get("/order/1").json()
         for body in (b"{}", b"[]", b'{"symbol":"A","side":"BUY","quantity":"x","price":1}'):
-            relayed, straight = relay.post("/order", content=body), direct.post("/order", content=body)
+            relayed, straight = (c.post("/order", content=body, headers=JSON) for c in (relay, direct))
             assert assert_canonical_error(relayed, 422, "VALIDATION_ERROR") == straight.json()["detail"]
         unknown = assert_canonical_error(
             relay.post("/order", json={**LIMIT_ORDER, "colour": 1}), 422, "VALIDATION_ERROR"
@@ -473,55 +477,64 @@ def test_the_command_lane_takes_exactly_the_command_routes_with_a_plain_id(
 
 
 def test_the_command_lane_answers_exactly_as_the_fastapi_routes(tmp_path: Path) -> None:
-    """The same session twice on fresh engines: commands by ``/order/N`` (the lane) and by
-    ``/order/0N`` (the same order, through FastAPI's routes). Every answer and the whole
+    """The same session twice on fresh engines: once with the command lane, once with the
+    lane taken out (every command through FastAPI's routes). Every answer and the whole
     audit log must be identical, byte for byte."""
     too_large = b'{"price": "1", "pad": "' + b"x" * 70_000 + b'"}'
-    session: list[tuple[str, str, bytes | None]] = [
-        ("PUT", "/order/{1}", b'{"price": 1499.5}'),
-        ("PUT", "/order/{1}", b"{}"),
-        ("PUT", "/order/{1}", b"not json"),
-        ("PUT", "/order/{1}", b"[1]"),
-        ("PUT", "/order/{1}", b'{"price": "abc", "bogus": 1}'),
-        ("PUT", "/order/{1}", too_large),
-        ("PUT", "/order/{1}", None),
-        ("PUT", "/order/{9}", b'{"quantity": 5}'),
-        ("POST", "/order/{1}/execute", b'{"price": 1600}'),
-        ("POST", "/order/{1}/execute", b'{"price": -1}'),
-        ("POST", "/order/{1}/execute", None),
-        ("POST", "/order/{1}/execute", None),
-        ("DELETE", "/order/{1}", None),
-        ("DELETE", "/order/{2}", b'{"why": "no"}'),
-        ("DELETE", "/order/{2}", b""),
-        ("DELETE", "/order/{2}", None),
-        ("POST", "/order/{3}/execute", b'"x"'),
-        ("POST", "/order/{3}/execute", b'{"price": "1500.2500"}'),
+    text, gzip = {"content-type": "text/plain"}, {**JSON, "content-encoding": "gzip"}
+    session: list[tuple[str, str, bytes | None, dict[str, str]]] = [
+        ("PUT", "/order/1", b'{"price": 1499.5}', JSON),
+        ("PUT", "/order/1", b"{}", JSON),
+        ("PUT", "/order/1", b"not json", JSON),
+        ("PUT", "/order/1", b"[1]", JSON),
+        ("PUT", "/order/1", b'{"price": "abc", "bogus": 1}', JSON),
+        ("PUT", "/order/1", b'{"price": 1e-1000027}', JSON),
+        ("PUT", "/order/1", b'{"price": 1}', text),
+        ("PUT", "/order/1", b'{"price": 1}', {}),
+        ("PUT", "/order/1", b'{"price": 1}', gzip),
+        ("PUT", "/order/1", too_large, JSON),
+        ("PUT", "/order/1", None, {}),
+        ("PUT", "/order/9", b'{"quantity": 5}', JSON),
+        ("POST", "/order", b'{"symbol": "A", "side": "BUY", "quantity": 1, "price": 1}', text),
+        ("POST", "/order", b'{"x": ' * 40 + b"1" + b"}" * 40, JSON),
+        ("POST", "/order/1/execute", b'{"price": 1600}', JSON),
+        ("POST", "/order/1/execute", b'{"price": -1}', JSON),
+        ("POST", "/order/1/execute", None, {"origin": "http://evil.example"}),
+        ("POST", "/order/1/execute", None, {"host": "evil.example"}),
+        ("POST", "/order/1/execute", None, {}),
+        ("POST", "/order/1/execute", None, {}),
+        ("DELETE", "/order/1", None, {}),
+        ("DELETE", "/order/2", b'{"why": "no"}', JSON),
+        ("DELETE", "/order/2", b"x", text),
+        ("DELETE", "/order/2", b"", {}),
+        ("DELETE", "/order%2F3", None, {}),
+        ("DELETE", "/order/2", None, {}),
+        ("POST", "/order/3/execute", b'"x"', JSON),
+        ("POST", "/order/3/execute", b'{"price": "1500.2500"}', JSON),
     ]
 
-    def run(padded: bool) -> list[tuple[int, str]]:
+    def run(lane: bool) -> list[tuple[int, str]]:
         answers = []
-        with (
-            oms.open(tmp_path / f"padded-{padded}.duckdb", clock=oms.SimulatedClock()) as engine,
-            TestClient(create_app(engine)) as client,
-        ):
-            for _ in range(3):
-                post_order(client)
-            for method, template, body in session:
-                order_id = int(template.split("{")[1].split("}")[0])
-                path = template.replace(f"{{{order_id}}}", f"0{order_id}" if padded else str(order_id))
-                headers = {"content-type": "application/json"} if body is not None else {}
-                response = client.request(method, path, content=body, headers=headers)
-                answers.append((response.status_code, response.text))
-            answers.append((200, client.get("/events").text))
+        with oms.open(tmp_path / f"lane-{lane}.duckdb", clock=oms.SimulatedClock()) as engine:
+            app = create_app(engine)
+            if not lane:
+                app.user_middleware = [m for m in app.user_middleware if m.cls is not _CommandLane]
+            with TestClient(app, base_url="http://127.0.0.1:8000") as client:
+                for _ in range(3):
+                    post_order(client)
+                for method, path, body, headers in session:
+                    response = client.request(method, path, content=body, headers=headers)
+                    answers.append((response.status_code, response.text))
+                answers.append((200, client.get("/events").text))
         return answers
 
     from oms.api import _CommandLane
 
     with oms.open(":memory:") as engine:
         assert any(m.cls is _CommandLane for m in create_app(engine).user_middleware)
-    lane, routes = run(padded=False), run(padded=True)
+    lane, routes = run(lane=True), run(lane=False)
     statuses = [status for status, _ in lane]
-    assert 200 in statuses and {404, 409, 413, 422} <= set(statuses)  # the session covers every kind
+    assert 200 in statuses and {403, 404, 409, 413, 415, 422} <= set(statuses)  # the session covers every kind
     assert lane == routes
 
 
