@@ -14,7 +14,12 @@ On top of the hand-written cases ``load()`` generates, from ``oms.lifecycle``:
 - ``LC-<STATUS>-<ACTION>``: one case per cell of the transition grid -- an allowed
   cell must reach its status, a refused cell must be refused with INVALID_TRANSITION and
   change nothing -- so transition coverage is 100% by construction;
-- ``UO-<ACTION>``: every command (and the reads) against an order that does not exist.
+- ``UO-<ACTION>``: every command (and the reads) against an order that does not exist;
+- ``FB-<COMMAND>-<FIELD>``: every bound of DESIGN.md on both sides, per command.
+
+Each lifecycle and bounds case runs on every kind of order (``VARIANTS``: BUY and SELL,
+LIMIT and MARKET, with and without a client order id): a rule kept for one kind only is
+still broken.
 
 Nothing here restates the table: change ``TRANSITIONS`` and the generated cases follow.
 """
@@ -313,18 +318,34 @@ def _check_references(cid: str, steps: list[Step]) -> None:
 
 # ---- generated from the lifecycle table -------------------------------------------------
 
-_SAMPLE_ORDER = {"symbol": "LCY", "side": "BUY", "quantity": 100, "price": "100.5"}
-_SAMPLE_INPUT: dict[str, dict[str, Any]] = {"modify": {"quantity": 50}, "cancel": {}, "execute": {}}
+VARIANTS: tuple[dict[str, Any], ...] = (
+    {"side": "BUY", "order_type": "LIMIT", "price": "100.5"},
+    {"side": "SELL", "order_type": "LIMIT", "price": "100.5", "client_order_id": "{run}-%s"},
+    {"side": "BUY", "order_type": "MARKET", "client_order_id": "{run}-%s"},
+    {"side": "SELL", "order_type": "MARKET"},
+)
+"""Each generated rule runs on every side x order type, with and without a client order id:
+a rule kept for one kind of order only is still a broken rule."""
+FILL_PRICE = "100.5"
+"""The price a MARKET order is executed at when the price is not what a case is about."""
 _UNKNOWN_READS = ("get", "events")
+
+QUANTITY: dict[str, list[Any]] = {"refused": [0, -5, 2.5, 1000000001, "abc"], "accepted": [1, 1000000000]}
+PRICE: dict[str, list[Any]] = {
+    "refused": ["0", "-3", "1.23456", "1000000000000", "1E-7", "abc"],
+    "accepted": ["0.0001", "999999999999.9999"],
+}
+"""DESIGN.md's bounds, both sides of each: quantity 1..10^9 whole; 0 < price < 10^12, at most 4 places."""
 
 
 def generated_cases() -> list[Case]:
-    """One case per grid cell (allowed or refused) and one per unknown-order request."""
+    """One case per grid cell (allowed or refused), one per unknown-order request, and one
+    per (command, field) of the field bounds -- each over every order VARIANT."""
     cases = [_cell_case(status.value, action.value, to.value if to else None) for status, action, to in grid()]
     for name in (*(a.value for a in COMMANDS), *_UNKNOWN_READS):
         step: dict[str, Any] = {"action": name, "order": "unknown", "refuse": "ORDER_NOT_FOUND"}
-        if _SAMPLE_INPUT.get(name):
-            step["input"] = _SAMPLE_INPUT[name]
+        if name == "modify":
+            step["input"] = {"quantity": 50}
         if name == "execute":
             step["input"] = {}
         fix = {
@@ -344,55 +365,82 @@ def generated_cases() -> list[Case]:
             "mandatory": True,
         }
         cases.append(case_from(raw, GENERATED_GROUP, generated=True))
+    cases += _bounds_cases()
     return cases
+
+
+def _order(i: int, symbol: str, *, quantity: Any = 100, tag: str = "") -> dict[str, Any]:
+    """The create input of variant ``i`` (its client order id unique to the case and run)."""
+    v = dict(VARIANTS[i])
+    if "client_order_id" in v:
+        v["client_order_id"] = v["client_order_id"] % f"{tag or symbol}-{i}"
+    return {"symbol": symbol, "quantity": quantity, **v}
+
+
+def _is_market(i: int) -> bool:
+    return bool(VARIANTS[i]["order_type"] == "MARKET")
+
+
+def _command_input(action: str, i: int) -> dict[str, Any]:
+    """The input of a lifecycle command on variant ``i``: a MARKET order is executed at a
+    price, so the refusal a case checks is the transition's, never a missing price."""
+    if action == "modify":
+        return {"input": {"quantity": 50}}
+    if action == "execute":
+        return {"input": {"price": FILL_PRICE} if _is_market(i) else {}}
+    return {}
 
 
 def _cell_case(status: str, action: str, to: str | None) -> Case:
     from oms.lifecycle import Action, Status
 
-    steps: list[dict[str, Any]] = [
-        {"action": "create", "input": dict(_SAMPLE_ORDER), "as": "o", "expect": {"status": "NEW"}}
-    ]
-    reached = Status.NEW
-    for prior in path_to(Status(status)):
-        reached = TRANSITIONS[(reached, prior)]
-        steps.append({"action": prior.value, "order": "o", **_input(prior.value), "expect": {"status": reached.value}})
-    command = {"action": action, "order": "o", **_input(action)}
-    if to is None:
-        command["refuse"] = {"code": "INVALID_TRANSITION", "message_contains": [action, status]}
-        steps.append(command)
-        steps.append(
-            {
-                "action": "events",
-                "order": "o",
-                "expect": {
-                    "last": {"action": action, "accepted": False, "reason": "INVALID_TRANSITION", "from_status": status}
-                },
-                "if_offered": True,
+    steps: list[dict[str, Any]] = []
+    for i in range(len(VARIANTS)):
+        alias = f"o{i + 1}"
+        order = _order(i, "LCY", tag=f"LC-{status}-{action}")
+        steps.append({"action": "create", "input": order, "as": alias, "expect": {"status": "NEW"}})
+        reached = Status.NEW
+        for prior in path_to(Status(status)):
+            reached = TRANSITIONS[(reached, prior)]
+            steps.append(
+                {
+                    "action": prior.value,
+                    "order": alias,
+                    **_command_input(prior.value, i),
+                    "expect": {"status": reached.value},
+                }
+            )
+        command: dict[str, Any] = {"action": action, "order": alias, **_command_input(action, i)}
+        if to is None:
+            command["refuse"] = {"code": "INVALID_TRANSITION", "message_contains": [action, status]}
+            last: dict[str, Any] = {
+                "action": action,
+                "accepted": False,
+                "reason": "INVALID_TRANSITION",
+                "from_status": status,
             }
-        )
+        else:
+            command["expect"] = {"status": to}
+            last = {"action": action, "accepted": True, "to_status": to}
+        steps.append(command)
+        steps.append({"action": "events", "order": alias, "expect": {"last": last}, "if_offered": True})
+    kinds = "BUY and SELL, LIMIT and MARKET, with and without a client order id"
+    if to is None:
         title = f"{action} of {_article(status)} {status} order is refused"
         requirement = (
             f"The lifecycle table has no ({status}, {action}) transition: the command is refused "
             f"with INVALID_TRANSITION (409) naming the action and the status, the order is unchanged, "
-            f"and the refusal is in its audit log."
+            f"and the refusal is in its audit log -- for orders of every kind ({kinds})."
         )
         refusal = FIX_REFUSAL[Action(action)]
         how = "no FIX message (a venue-internal fill)" if refusal.startswith("none") else f"refused with {refusal}"
         fix = f"{how}; OrdStatus 39={FIX_ORD_STATUS[Status(status)][0]} stays"
     else:
-        command["expect"] = {"status": to}
-        steps.append(command)
-        steps.append(
-            {
-                "action": "events",
-                "order": "o",
-                "expect": {"last": {"action": action, "accepted": True, "to_status": to}},
-                "if_offered": True,
-            }
-        )
         title = f"{action} of {_article(status)} {status} order gives {to}"
-        requirement = f"The lifecycle table allows ({status}, {action}) -> {to}; the audit log records it."
+        requirement = (
+            f"The lifecycle table allows ({status}, {action}) -> {to}, for orders of every kind ({kinds}); "
+            "the audit log records it."
+        )
         exec_type, ord_status = FIX_EXEC_TYPE[Action(action)], FIX_ORD_STATUS[Status(to)]
         fix = f"ExecutionReport 150={exec_type[0]} ({exec_type[1]}), 39={ord_status[0]} ({ord_status[1]})"
     raw = {
@@ -407,8 +455,139 @@ def _cell_case(status: str, action: str, to: str | None) -> Case:
     return case_from(raw, GENERATED_GROUP, generated=True, cell=(status, action))
 
 
-def _input(action: str) -> dict[str, Any]:
-    return {"input": _SAMPLE_INPUT[action]} if _SAMPLE_INPUT[action] or action == "execute" else {}
+def _bounds_cases() -> list[Case]:
+    """FB-<COMMAND>-<FIELD>: every bound of DESIGN.md on both sides, for each command that
+    takes the field, on every order variant. Refused values change nothing; the bounds
+    themselves are accepted, exactly."""
+    specs = [
+        ("CREATE", "QUANTITY", _create_quantity, "a create"),
+        ("CREATE", "PRICE", _create_price, "a create"),
+        ("MODIFY", "QUANTITY", _modify_quantity, "a modify"),
+        ("MODIFY", "PRICE", _modify_price, "a modify"),
+        ("EXECUTE", "PRICE", _execute_price, "an execute"),
+    ]
+    out = []
+    for command, field_, build, what in specs:
+        name = field_.lower()
+        bounds = QUANTITY if name == "quantity" else PRICE
+        raw = {
+            "id": f"FB-{command}-{field_}",
+            "title": f"The {name} bounds hold on {what}, for every kind of order",
+            "requirement": (
+                f"In {what}, {name} {', '.join(map(str, bounds['refused']))} are refused with VALIDATION_ERROR "
+                f"naming {name}, changing nothing; {' and '.join(map(str, bounds['accepted']))} are accepted exactly "
+                "-- on BUY and SELL, LIMIT and MARKET orders, with and without a client order id."
+            ),
+            "steps": build(),
+            "evidence": ["orders"],
+            "mandatory": True,
+        }
+        out.append(case_from(raw, GENERATED_GROUP, generated=True))
+    return out
+
+
+def _refused(action: str, field_: str, **step: Any) -> dict[str, Any]:
+    return {"action": action, **step, "refuse": {"code": "VALIDATION_ERROR", "fields": [field_]}}
+
+
+def _create_quantity() -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = [{"action": "mark", "as": "before"}]
+    for i in range(len(VARIANTS)):
+        for q in QUANTITY["refused"]:
+            steps.append(_refused("create", "quantity", input=_order(i, "FBQ", quantity=q)))
+    steps.append({"action": "unchanged", "since": "before"})
+    for i in range(len(VARIANTS)):
+        q = QUANTITY["accepted"][i % 2]
+        steps.append(
+            {"action": "create", "input": _order(i, "FBQ", quantity=q), "as": f"o{i + 1}", "expect": {"quantity": q}}
+        )
+    return steps
+
+
+def _create_price() -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = [{"action": "mark", "as": "before"}]
+    for i in range(len(VARIANTS)):
+        for p in PRICE["refused"] if not _is_market(i) else ["10"]:
+            steps.append(_refused("create", "price", input={**_order(i, "FBP"), "price": p}))
+    steps.append({"action": "unchanged", "since": "before"})
+    for i in (0, 1):
+        for j, p in enumerate(PRICE["accepted"]):
+            alias = f"o{i + 1}{'ab'[j]}"
+            order = {**_order(i, "FBP"), "price": p}
+            if "client_order_id" in order:
+                order["client_order_id"] += f"-{j}"
+            steps.append({"action": "create", "input": order, "as": alias, "expect": {"price": p}})
+    return steps
+
+
+def _modify_quantity() -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    for i in range(len(VARIANTS)):
+        alias = f"o{i + 1}"
+        steps.append({"action": "create", "input": _order(i, "FBMQ"), "as": alias})
+        for q in QUANTITY["refused"]:
+            steps.append(_refused("modify", "quantity", order=alias, input={"quantity": q}))
+        q = QUANTITY["accepted"][(i + 1) % 2]
+        steps.append({"action": "modify", "order": alias, "input": {"quantity": q}, "expect": {"quantity": q}})
+    return steps
+
+
+def _modify_price() -> list[dict[str, Any]]:
+    steps: list[dict[str, Any]] = []
+    for i in range(len(VARIANTS)):
+        alias = f"o{i + 1}"
+        steps.append({"action": "create", "input": _order(i, "FBMP"), "as": alias})
+        for p in PRICE["refused"] if not _is_market(i) else ["10"]:
+            steps.append(_refused("modify", "price", order=alias, input={"price": p}))
+        if not _is_market(i):
+            p = PRICE["accepted"][i % 2]
+            steps.append({"action": "modify", "order": alias, "input": {"price": p}, "expect": {"price": p}})
+    return steps
+
+
+def _execute_price() -> list[dict[str, Any]]:
+    """A LIMIT order's refused price may also be worse than its limit: either refusal is
+    right then (DESIGN does not order the two checks); a MARKET order's can only be bad input.
+    The SELL MARKET order is MODIFIED first: a modified MARKET order still needs a price."""
+    steps: list[dict[str, Any]] = []
+    for i in range(len(VARIANTS)):
+        alias = f"o{i + 1}"
+        steps.append({"action": "create", "input": _order(i, "FBX"), "as": alias})
+        if i == 3:
+            steps.append(
+                {"action": "modify", "order": alias, "input": {"quantity": 7}, "expect": {"status": "MODIFIED"}}
+            )
+        side, limit = VARIANTS[i]["side"], VARIANTS[i].get("price")
+        for p in PRICE["refused"]:
+            worse = limit is not None and _worse(side, p, limit)
+            refuse: dict[str, Any] = (
+                {"code": ["VALIDATION_ERROR", "PRICE_OUTSIDE_LIMIT"]}
+                if worse
+                else {"code": "VALIDATION_ERROR", "fields": ["price"]}
+            )
+            steps.append({"action": "execute", "order": alias, "input": {"price": p}, "refuse": refuse})
+        if _is_market(i):
+            steps.append(_refused("execute", "price", order=alias, input={}))
+        best = PRICE["accepted"][0] if side == "BUY" else PRICE["accepted"][1]
+        steps.append(
+            {
+                "action": "execute",
+                "order": alias,
+                "input": {"price": best},
+                "expect": {"status": "EXECUTED", "executed_price": best},
+            }
+        )
+    return steps
+
+
+def _worse(side: str, price: str, limit: str) -> bool:
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        p, lim = Decimal(price), Decimal(limit)
+    except InvalidOperation:
+        return False
+    return p > lim if side == "BUY" else p < lim
 
 
 def _article(word: str) -> str:

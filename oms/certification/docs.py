@@ -61,7 +61,9 @@ def test_cases_md(checklist: Checklist) -> str:
         "",
         f"{len(cases)} cases: {sum(not c.generated for c in cases)} written by hand in "
         f"`certification/checklist.yaml`, {sum(c.generated for c in cases)} generated from the lifecycle table "
-        "(`LC-*`: every (status, action) cell; `UO-*`: every request on an unknown order). "
+        "(`LC-*`: every (status, action) cell; `UO-*`: every request on an unknown order; `FB-*`: every field "
+        "bound on both sides, per command -- each run on BUY and SELL, LIMIT and MARKET orders, with and without "
+        "a client order id). "
         f"{sum(c.mandatory for c in cases)} are mandatory. The plan is in [TEST_PLAN.md](TEST_PLAN.md); the "
         "sign-off sheet in [CHECKLIST.md](CHECKLIST.md). In the steps, `-> o` names the resulting order `o` for "
         "later steps, `unknown` is an order id that does not exist, and `{run}` is a token unique to the run "

@@ -11,7 +11,7 @@ needing a tier or extension the system does not offer is NOT APPLICABLE.
 
 Probing an HTTP system (``probe``) sends one ``POST /order`` (a probe order, symbol
 PROBE) and then ``GET /order/{id}``, ``GET /order/{id}/events`` and ``GET /events``
-for it: a tier is absent only when its route answers 404, 405 or 501 (other than an
+for it: a tier is absent only when its route answers 403, 404, 405 or 501 (other than an
 ORDER_NOT_FOUND refusal of the order that exists); any other answer -- right or wrong --
 means it is there, and its cases judge it.
 
@@ -572,10 +572,10 @@ def probe(gw: WireGateway) -> Offer:
 
 
 def _route_there(status: int, body: Any) -> bool:
-    """False only for 'no such route': 404 / 405 / 501 for the probe order (which exists),
+    """False only for 'no such route': 403 / 404 / 405 / 501 for the probe order (which exists),
     unless the answer says ORDER_NOT_FOUND -- a read that is there but wrong, which its
     cases then judge."""
-    if status not in (404, 405, 501):
+    if status not in (403, 404, 405, 501):
         return True
     detail = body.get("detail") if isinstance(body, dict) else None
     return isinstance(detail, dict) and detail.get("code") == "ORDER_NOT_FOUND"

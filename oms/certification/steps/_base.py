@@ -47,7 +47,9 @@ class Refusal(Spec):
 
     code: list[Code]
     fields: list[str] = Field(default_factory=list)
-    message_contains: list[str] = []
+    only_fields: bool = False
+    """The errors name exactly ``fields`` -- no field that was good."""
+    message_contains: list[str] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -229,6 +231,9 @@ class CaseRun:
         missing = [f for f in want.fields if f not in fields]
         if missing:
             raise StepFailed(f"refused {refusal(e)}; the refusal does not name {', '.join(missing)}")
+        extra = sorted(set(fields) - set(want.fields)) if want.only_fields else []
+        if extra:
+            raise StepFailed(f"refused {refusal(e)}; the errors also name {', '.join(extra)}, which were good")
         message = e.message.lower()
         absent = [w for w in want.message_contains if _stem(str(self.template(w))) not in message]
         if absent:
@@ -266,9 +271,11 @@ class CaseRun:
                     f"updated_at {ts(order.updated_at)} is not after {ts(earlier)}: the change did not move it"
                 )
         if expect.current_time and not getattr(self.target, "simulated", False):
-            skew = abs((order.created_at - datetime.now(UTC)).total_seconds())
-            if skew > CLOCK_SKEW_S:
-                problems.append(f"created_at {ts(order.created_at)} is {skew / 3600:.1f} h from the UTC time now")
+            for name in ("created_at", "updated_at"):
+                at = getattr(order, name)
+                skew = abs((at - datetime.now(UTC)).total_seconds())
+                if skew > CLOCK_SKEW_S:
+                    problems.append(f"{name} {ts(at)} is {skew / 3600:.1f} h from the UTC time now")
         if expect.id_below_unknown and not order.order_id < self.runner.unknown_id():
             problems.append(f"order_id {order.order_id} jumped past the unknown id {self.runner.unknown_id()}")
         for key, want in expect.wanted().items():

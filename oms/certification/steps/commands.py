@@ -160,6 +160,11 @@ def run_command(case: CaseRun, action: str, spec: Any) -> str:
     if problems:
         raise StepFailed(f"{summary(order)}: " + "; ".join(problems))
     case.check_order(order, spec.expect)
+    if action != "get" and case.offers("read"):  # what was acknowledged is what is there
+        back = case.gw.get(order.order_id)
+        changed = diff(order, back)
+        if changed:
+            raise StepFailed(f"{summary(order)}: GET /order/{order.order_id} then answers differently: {changed}")
     if action == "create":
         case.runner.saw_id(order.order_id)
     if spec.as_:

@@ -125,6 +125,13 @@ class Orders(StepKind):
             bad = [o.order_id for o in listing if o.symbol != want.all_symbol]
             problems += [f"orders {bad[:5]} are not {want.all_symbol}"] if bad else []
         by_id = {o.order_id: o for o in listing}
+        for alias, known in case.aliases.items():  # a listing shows each order as it is
+            got = by_id.get(known.order_id)
+            changed = diff(known, got) if got is not None and alias not in want.same else ""
+            if changed:
+                problems.append(
+                    f"{alias} (#{known.order_id}) is listed differently from its acknowledgement: {changed}"
+                )
         for alias in want.same:
             known = case.aliases[alias]
             got = by_id.get(known.order_id)
