@@ -59,16 +59,23 @@ DEFAULT_DB = "data/oms.duckdb"
 
 
 def open(
-    path: str | os.PathLike[str] = DEFAULT_DB, *, clock: Clock | None = None, threads: int | None = None
+    path: str | os.PathLike[str] = DEFAULT_DB,
+    *,
+    clock: Clock | None = None,
+    threads: int | None = None,
+    read_only: bool = False,
 ) -> Engine:
     """Open the embedded gateway on a DuckDB file (created if missing) or ``":memory:"``.
 
     ``threads`` caps DuckDB's worker threads (default: one per core, best for analytics;
-    a server of one-row transactions is faster with 1). Raises StoreError subclasses
-    (DATABASE_LOCKED, NOT_A_DATABASE, SCHEMA_TOO_NEW) that name the file and what to do."""
+    a server of one-row transactions is faster with 1). ``read_only`` opens an existing
+    file for reads alone: the file and its write-ahead log are left exactly as found
+    (the log's commits are replayed in memory), and commands raise STORE_ERROR. Raises
+    StoreError subclasses (DATABASE_LOCKED, NOT_A_DATABASE, SCHEMA_TOO_NEW) that name the
+    file and what to do; a file this process cannot write is refused unless ``read_only``."""
     from oms.engine import Engine
 
-    return Engine(path, clock=clock, threads=threads)
+    return Engine(path, clock=clock, threads=threads, read_only=read_only)
 
 
 def connect(url: str, *, token: str | None = None, **kwargs: Any) -> RemoteGateway:

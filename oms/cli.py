@@ -61,7 +61,8 @@ def _gateway(args: argparse.Namespace) -> Gateway:
     if args.reads_only and db != MEMORY and not os.path.exists(db):
         # A listing never creates a database: a mistyped path must not look like an empty book.
         raise StoreError(f"{db}: no such database: check the path, or create an order there first")
-    return oms.open(db)
+    # A read leaves the file and its write-ahead log as it found them (bytes and mtime).
+    return oms.open(db, read_only=args.reads_only)
 
 
 def _discovered_url() -> str | None:

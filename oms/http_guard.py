@@ -11,7 +11,8 @@ the process runs out of file descriptors and no one else is served. This protoco
   connection that has waited longest for its next request head -- never one whose
   request is being served -- so a flood of idle connections cannot lock clients out.
 
-Refusals use the API's one error shape, ``{"detail": {"code", "message"}}``.
+Refusals use the API's one error shape, ``{"detail": {"code", "message"}}``, and so does
+the 400 for a request httptools cannot parse (uvicorn's own is plain text).
 """
 
 from __future__ import annotations
@@ -145,6 +146,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_done()
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        # httptools could not parse the request (a bad request line, method, header or
+        # chunk): uvicorn would answer in plain text; answer in the one error shape.
+        message = "the request is not valid HTTP/1.1 (request line, method, headers or body framing)"
+        self.transport.write(_error(400, "Bad Request", "BAD_REQUEST", message))
+        self.transport.close()
 
     def on_response_complete(self) -> None:
         super().on_response_complete()

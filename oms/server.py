@@ -1,9 +1,12 @@
 """``oms serve``: the REST API (``oms.api``) over one DuckDB file, in uvicorn.
 
 Adapter layer. Opens the database first, so a locked, foreign or newer file is one clear
-line and a non-zero exit, never a traceback; binds 127.0.0.1 unless told otherwise and
-refuses any other address without a token; on SIGTERM or Ctrl-C uvicorn finishes the
-requests in flight, then the engine is closed and the file released.
+line and a non-zero exit, never a traceback; refuses to start on a database it cannot
+write (a read-only folder or file: it would answer 503 to everything); binds 127.0.0.1
+unless told otherwise and refuses any other address without a token; on SIGTERM or
+Ctrl-C uvicorn finishes the requests in flight, then the engine is closed and the file
+released -- and when that close fails (the final checkpoint on a full disk), one line
+says so and the exit status is 1, never a clean 0.
 """
 
 from __future__ import annotations
@@ -108,8 +111,10 @@ def is_loopback(host: str) -> bool:
 
 
 def main(args: argparse.Namespace) -> int:
-    """Serve until SIGTERM/SIGINT. 0 after a clean stop, 1 if the database or the port
-    cannot be used, 2 for a refused configuration."""
+    """Serve until SIGTERM/SIGINT. 0 after a clean stop; 1 if the database or the port
+    cannot be used, or the database could not be closed cleanly at the end; 2 for a
+    refused configuration (a bad token, a public address without one, a database this
+    process cannot write)."""
     import uvicorn
 
     from oms.api import SERVER_THREADS, create_app
@@ -133,16 +138,46 @@ def main(args: argparse.Namespace) -> int:
         head_timeout=args.head_timeout,
         max_connections=default_max_connections(),
     )
+    from oms.store import MEMORY, write_problem
+
+    problem = None if args.db == MEMORY else write_problem(args.db)
+    if problem is not None:
+        print(
+            f"oms serve: refusing to serve {args.db}: {problem}: every command would fail; "
+            "pass a database in a writable folder (`oms orders --db` reads a read-only one)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         gateway = oms.open(args.db, threads=SERVER_THREADS)
     except OMSError as e:
         print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
         return 1
+    closed: list[bool] = []  # [True] once closed cleanly, [False] once the close failed
+
+    def close() -> None:
+        if closed:
+            return
+        try:
+            gateway.close()
+        except Exception as e:
+            closed.append(False)
+            reason = f"{e.code}: {e.message}" if isinstance(e, OMSError) else f"{type(e).__name__}: {e}"
+            print(
+                f"oms serve: shutdown failed: {' '.join(reason.split())}; the acknowledged commands are "
+                f"kept in {args.db}.wal and replayed when the file is next opened",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        closed.append(True)
 
     def stop() -> None:
         # Here, not after server.run(): uvicorn re-raises SIGTERM once it has shut down.
-        gateway.close()
-        print(f"oms serve: stopped; {args.db} closed", file=sys.stderr, flush=True)
+        # Never raises: uvicorn would log a traceback and still exit 0.
+        close()
+        if closed == [True]:
+            print(f"oms serve: stopped; {args.db} closed", file=sys.stderr, flush=True)
 
     try:
         config = uvicorn.Config(
@@ -161,5 +196,5 @@ def main(args: argparse.Namespace) -> int:
         print(f"oms serve: {args.db} on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr, flush=True)
         server.run()
     finally:
-        gateway.close()  # idempotent: for a server that never started (port in use)
-    return 0 if server.started else 1
+        close()  # for a server that never started (port in use)
+    return 0 if server.started and closed == [True] else 1

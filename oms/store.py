@@ -12,6 +12,9 @@ Adapter layer (imports duckdb; the core never imports this). Layout in the file:
   costs one narrow INSERT and one commit (DuckDB's cost is per statement and per column).
 
 Every DuckDB failure leaves this module as a StoreError naming the file and what to do.
+A store opened for writing first proves it can write beside the file (``write_problem``);
+one opened ``read_only`` never writes the file or its write-ahead log, whose commits
+DuckDB replays in memory.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import json
 import math
 import os
 import re
+import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -232,17 +236,22 @@ class Store:
     """One DuckDB database holding the OMS schema. Not thread-safe on its own: the
     engine serializes writers; reads take ``self.lock`` too (one connection)."""
 
-    def __init__(self, path: str | os.PathLike[str] = DEFAULT_DB, *, threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str] = DEFAULT_DB, *, threads: int | None = None, read_only: bool = False
+    ) -> None:
         self.path = str(path)
         if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
             raise ValueError(f"threads must be a positive integer, got {threads!r}")
         self.lock = threading.RLock()
-        self._con = _connect(self.path)
+        self.read_only = read_only and self.path != MEMORY
+        self._con = _connect_read_only(self.path) if self.read_only else _connect(self.path)
         try:
             if threads is not None:
                 # DuckDB hands even a one-row statement to its worker threads; with one,
                 # it runs on the caller's thread (~0.07 ms less per command, measured).
                 self._con.execute(f"SET threads = {threads}")
+            if self.read_only:
+                return
             try:
                 self._migrate()
             except duckdb.Error as e:
@@ -388,9 +397,23 @@ class Store:
         with self.lock:
             return self._guard(lambda: self._con.sql(sql, params=list(params) or None).to_arrow_table())
 
-    def close(self) -> None:
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to this database, for a read beside the writer (it runs
+        without ``self.lock``; close it when done)."""
         with self.lock:
-            self._con.close()
+            return self._guard(self._con.cursor)
+
+    def close(self) -> None:
+        """Checkpoint (a file opened for writing) and release the file; the connection is
+        closed even when the checkpoint fails. Raises StoreError when it failed: the
+        committed transactions are then still in the write-ahead log, replayed on the
+        next open (DuckDB's own close would hide the failure and exit as if clean)."""
+        with self.lock:
+            try:
+                if not self.read_only and self.path != MEMORY:
+                    self._guard(lambda: self._con.execute("CHECKPOINT"))
+            finally:
+                self._con.close()
 
     def _guard(self, fn: Callable[[], T]) -> T:
         try:
@@ -421,7 +444,8 @@ def _first_line(e: BaseException) -> str:
 
 def _connect(path: str) -> duckdb.DuckDBPyConnection:
     """Open ``path`` for writing, refusing -- before DuckDB writes anything -- a file that
-    is not a DuckDB database, one locked by another process, or one from a newer schema."""
+    is not a DuckDB database, one locked by another process, one from a newer schema, and
+    one this process cannot write (``write_problem``)."""
     if path == MEMORY:
         return duckdb.connect(MEMORY)
     file = Path(path)
@@ -444,7 +468,87 @@ def _connect(path: str) -> duckdb.DuckDBPyConnection:
             raise StoreError(
                 f"{path}: cannot create its folder ({e.strerror}): pass a path in a writable folder"
             ) from None
+    problem = write_problem(path)
+    if problem is not None:
+        raise StoreError(f"{path}: {problem}: pass a database in a writable folder, or open it read-only")
     return _open(path, read_only=False)
+
+
+def write_problem(path: str) -> str | None:
+    """Why this process cannot write the database ``path`` -- the folder refuses a new
+    file (read-only, no permission, full), or the file or its write-ahead log is not
+    writable -- or None. The folder is proven by a real write: a probe file is created
+    there, written, fsync'ed and removed; the file and its log are only checked, never
+    opened for writing. A folder not made yet is judged by its nearest existing parent."""
+    file = Path(path)
+    folder = file.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"{folder} is not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".write-probe", dir=folder)
+    except OSError as e:
+        return f"cannot create a file in its folder {folder} ({e.strerror})"
+    try:
+        try:
+            os.write(fd, b"\0")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as e:
+        return f"cannot write a file in its folder {folder} ({e.strerror})"
+    finally:
+        with suppress(OSError):
+            os.unlink(probe)
+    for target, what in ((file, "the file"), (Path(f"{path}.wal"), f"its write-ahead log {path}.wal")):
+        if target.exists() and not os.access(target, os.W_OK):
+            return f"{what} is not writable by this process (read-only, or no permission)"
+    return None
+
+
+def _connect_read_only(path: str) -> duckdb.DuckDBPyConnection:
+    """Open ``path`` read-only: nothing is written to it or to its write-ahead log (whose
+    commits DuckDB replays in memory). Refuses what ``_connect`` refuses, a missing file,
+    and a file that holds no OMS book yet."""
+    file = Path(path)
+    if file.is_dir():
+        raise StoreError(f"{path} is a directory: pass the path of a .duckdb file")
+    if not file.exists():
+        raise StoreError(f"{path}: no such database: check the path")
+    if file.stat().st_size == 0:
+        raise StoreError(f"{path} is empty: no OMS book has been written there yet")
+    _check_header(file)
+    wal = Path(f"{path}.wal").exists()
+    con = _open(path, read_only=True, wal=wal)
+    try:
+        version = _schema_version(con, path)
+    except duckdb.Error as e:
+        con.close()
+        raise open_failure(path, e) from None
+    except BaseException:
+        con.close()
+        raise
+    if version < SCHEMA_VERSION:
+        con.close()
+        if version == 0 and wal:  # the book is in a log DuckDB could not replay read-only
+            raise _unreplayable_wal(path, "it holds no OMS book without the log")
+        if version == 0:
+            raise StoreError(f"{path} holds no OMS book yet (an empty DuckDB database)")
+        raise StoreError(
+            f"{path} has schema version {version}, older than this oms ({SCHEMA_VERSION}): a read cannot "
+            "upgrade it; open it once for writing (any command that changes the book) to upgrade it"
+        )
+    return con
+
+
+def _unreplayable_wal(path: str, why: str) -> StoreError:
+    return StoreError(
+        f"{path}: its write-ahead log {path}.wal, left by a writer that stopped without closing, "
+        f"cannot be replayed by a read-only open ({why}); the files were left as they are: open it "
+        "once for writing (a command that changes the book, or oms serve): DuckDB then replays "
+        "what it can of the log into the file"
+    )
 
 
 def _check_header(file: Path) -> None:
@@ -457,11 +561,14 @@ def _check_header(file: Path) -> None:
         )
 
 
-def _open(path: str, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+def _open(path: str, *, read_only: bool, wal: bool = False) -> duckdb.DuckDBPyConnection:
     try:
         return duckdb.connect(path, read_only=read_only)
     except duckdb.Error as e:
-        raise open_failure(path, e) from None
+        failure = open_failure(path, e)
+        if wal and read_only and not isinstance(failure, DatabaseLocked):
+            raise _unreplayable_wal(path, _first_line(e)[:160]) from None
+        raise failure from None
 
 
 # DuckDB's one message for a lock held by another process; it comes as an IOException.

@@ -343,3 +343,70 @@ def test_a_stale_or_foreign_discovery_file_is_never_used(
     foreign.chmod(0o644)  # readable by others: not a file a workbench of this user left
     done = oms_process("orders", cwd=tmp_path, env=clean_env(XDG_RUNTIME_DIR=str(runtime)))
     assert done.returncode == 0 and "INFY" in done.stdout and done.stderr == ""
+
+
+# ---- a read leaves the file as it found it (issue 10: 14) ------------------------------
+
+KILLED_WRITER = """
+import os, signal, sys, oms
+gw = oms.open(sys.argv[1])
+for quantity in (1, 2, 3):
+    gw.create(symbol="INFY", side="BUY", quantity=quantity, price="10")
+gw.cancel(2)
+os.kill(os.getpid(), signal.SIGKILL)  # no close: the commits stay in the write-ahead log
+"""
+
+
+def killed_writer(db: Path) -> None:
+    done = subprocess.run([sys.executable, "-c", KILLED_WRITER, str(db)], capture_output=True, timeout=60)
+    assert done.returncode == -9, done.stderr
+    assert Path(f"{db}.wal").exists()
+
+
+def as_found(db: Path) -> dict[str, tuple[bytes, int]]:
+    """Every file in the database's folder: its bytes and its mtime."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(db.parent.iterdir())}
+
+
+def test_a_read_command_leaves_the_file_and_its_write_ahead_log_as_it_found_them(db_path: Path) -> None:
+    killed_writer(db_path)
+    before = as_found(db_path)
+    orders = oms_process("orders", "--db", str(db_path), "--json")
+    assert orders.returncode == 0, orders.stderr
+    assert [(o["order_id"], o["status"]) for o in json.loads(orders.stdout)] == [
+        (1, "NEW"), (2, "CANCELLED"), (3, "NEW")
+    ]  # fmt: skip
+    events = oms_process("events", "--db", str(db_path), "--json")
+    assert events.returncode == 0 and len(json.loads(events.stdout)) == 4, events.stderr
+    one = oms_process("events", "2", "--db", str(db_path))
+    assert one.returncode == 0 and "CANCELLED" in one.stdout, one.stderr
+    assert as_found(db_path) == before  # the same files, bytes and mtimes: nothing written
+    # A write command still folds the log into the file, as before.
+    assert oms_process("cancel", "1", "--db", str(db_path)).returncode == 0
+
+
+def test_a_write_ahead_log_a_read_only_open_cannot_replay_is_one_line_and_changes_nothing(db_path: Path) -> None:
+    killed_writer(db_path)  # the book is in the log alone: the file was never checkpointed
+    Path(f"{db_path}.wal").write_bytes(b"\x00garbage, not a DuckDB log\xff" * 100)
+    before = as_found(db_path)
+    done = oms_process("orders", "--db", str(db_path))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith("STORE_ERROR: "), done.stderr
+    assert f"{db_path}.wal" in done.stderr and "cannot be replayed by a read-only open" in done.stderr
+    assert as_found(db_path) == before
+
+
+def test_a_read_only_gateway_reads_and_refuses_every_command_without_writing(db_path: Path) -> None:
+    with oms.open(db_path) as gw:
+        order = gw.create(symbol="INFY", side="BUY", quantity=1, price="10")
+    before = as_found(db_path)
+    with oms.open(db_path, read_only=True) as reader:
+        assert reader.orders() == [order] and reader.get(1) == order and len(reader.events()) == 1
+        for command in (
+            lambda: reader.create(symbol="INFY", side="BUY", quantity=1, price="10"),
+            lambda: reader.cancel(1),
+            lambda: reader.bulk_create([{"symbol": "A", "side": "BUY", "quantity": 1, "price": "1"}]),
+        ):
+            with pytest.raises(oms.StoreError, match="open read-only"):
+                command()
+    assert as_found(db_path) == before

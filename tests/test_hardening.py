@@ -608,3 +608,28 @@ def test_the_readme_says_precisely_what_is_serialized(gw: Engine) -> None:
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert "exactly one wins, the others get 409" not in readme
     assert "a modify and an execute racing on a NEW order are both accepted" in " ".join(readme.split())
+
+
+# ---- the bounded fuzz run (issue 10, "done when") --------------------------------------------
+
+
+@pytest.mark.slow
+def test_a_bounded_fuzz_run_finds_no_5xx_no_state_change_from_a_refusal_and_no_failed_valid_command() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    cmd = [sys.executable, str(root / "benchmarks" / "fuzz_http.py"), "--examples", "4", "--alongside", "300",
+           "--seconds", "240", "--json"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=400, cwd=root)
+    report = json.loads(done.stdout)
+    figures, counts = report["figures"], report["counts"]
+    assert figures["responses_5xx"] == 0, report["details"]
+    assert figures["state_changes_from_refused_requests"] == 0, report["details"]
+    assert figures["alongside_failures"] == 0, report["details"]
+    assert all(value == 0 for value in figures.values()), report  # shape, exit status, tracebacks too
+    assert done.returncode == 0, done.stderr
+    # The run did what it says: every phase sent requests, and refusals were among them.
+    assert counts["sent"]["schemathesis"] > 0 and counts["refused"]["schemathesis"] > 0, counts
+    assert counts["sent"]["raw"] >= 100 and counts["refused"]["raw"] >= 90, counts
+    assert counts["sent"]["alongside"] > 0 and counts["accepted_events"] > 20, counts

@@ -4,6 +4,7 @@ the token rule, clean shutdown on SIGTERM, and one-line refusals of unusable fil
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -241,3 +242,139 @@ def test_uvicorn_oms_api_app_on_a_locked_database_fails_in_one_line(serve: Serve
     assert "DATABASE_LOCKED" in done.stderr and str(db_path) in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
     assert httpx.get(holder.url + "/orders").status_code == 200
+
+
+# ---- a database the server cannot write; a shutdown that cannot complete (issue 10: 8, 9) ----
+
+CAP_DAC_OVERRIDE = 1
+PR_CAPBSET_DROP = 24
+
+
+def obey_permission_bits() -> None:
+    """preexec_fn: the child obeys file permission bits even as root. Root writes anywhere
+    through CAP_DAC_OVERRIDE; dropped from the bounding set before exec, the child's uid 0
+    keeps every other capability but not that one (non-root: nothing to do)."""
+    if os.geteuid() != 0:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE)")
+
+
+def require_unwritable(path: Path) -> None:
+    """Skip unless a child started with ``obey_permission_bits`` really cannot write ``path``
+    (a folder: create a file in it; a file: open it for writing)."""
+    probe = f"open({str(path / 'probe')!r}, 'x')" if path.is_dir() else f"open({str(path)!r}, 'r+b')"
+    done = subprocess.run([sys.executable, "-c", probe], preexec_fn=obey_permission_bits, capture_output=True)
+    if done.returncode == 0:
+        (path / "probe").unlink(missing_ok=True)
+        pytest.skip(f"{path} stays writable for a child process here (no way to drop the override)")
+
+
+def book_with_one_order(db: Path) -> oms.Order:
+    with oms.open(db) as gw:
+        return gw.create(**LIMIT)  # type: ignore[arg-type]
+
+
+def serve_unprivileged(db: Path) -> tuple[int | None, str]:
+    """Run `oms serve` on ``db`` as a child that obeys permission bits: (exit status or
+    None if it was still serving after 30 s, stderr)."""
+    cmd = [sys.executable, "-m", "oms.cli", "serve", "--db", str(db), "--port", str(free_port())]
+    env = {k: v for k, v in os.environ.items() if k != "OMS_API_TOKEN"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
+                            preexec_fn=obey_permission_bits)  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=30)
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:  # it started (the defect): stop it
+        proc.kill()
+        _, err = proc.communicate(timeout=10)
+        return None, err
+
+
+def test_serve_refuses_to_start_on_a_database_in_a_read_only_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "readonly"
+    folder.mkdir()
+    db = folder / "oms.duckdb"
+    book_with_one_order(db)
+    before = db.read_bytes(), db.stat().st_mtime_ns
+    folder.chmod(0o555)
+    try:
+        require_unwritable(folder)
+        status, err = serve_unprivileged(db)
+        assert status == 2, err
+        assert err.strip().splitlines() == [err.strip()], err  # one line
+        assert str(db) in err and f"cannot create a file in its folder {folder}" in err and "Permission denied" in err
+        assert "Traceback" not in err
+        assert (db.read_bytes(), db.stat().st_mtime_ns) == before
+        assert sorted(p.name for p in folder.iterdir()) == ["oms.duckdb"]
+        # Reading it is still possible: a read command opens it read-only.
+        cmd = [sys.executable, "-m", "oms.cli", "orders", "--db", str(db), "--json"]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60, preexec_fn=obey_permission_bits)
+        assert done.returncode == 0, done.stderr
+        assert [o["order_id"] for o in json.loads(done.stdout)] == [1]
+    finally:
+        folder.chmod(0o755)
+
+
+def test_serve_refuses_to_start_on_a_read_only_database_file(tmp_path: Path) -> None:
+    db = tmp_path / "oms.duckdb"
+    book_with_one_order(db)
+    db.chmod(0o444)
+    try:
+        require_unwritable(db)
+        status, err = serve_unprivileged(db)
+        assert status == 2, err
+        assert err.strip().splitlines() == [err.strip()], err
+        assert str(db) in err and "the file is not writable" in err and "Traceback" not in err
+    finally:
+        db.chmod(0o644)
+
+
+def test_sigterm_when_the_final_checkpoint_fails_exits_1_in_one_line_and_loses_nothing(
+    db_path: Path, tmp_path: Path
+) -> None:
+    # A real write failure at shutdown: the file may not grow (RLIMIT_FSIZE, as a full disk
+    # would refuse it), so the commands fit in the write-ahead log but the final checkpoint,
+    # which writes new blocks to the file, fails with EFBIG.
+    import resource
+
+    oms.open(db_path).close()
+    size = db_path.stat().st_size
+
+    def file_may_not_grow() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    env = {k: v for k, v in os.environ.items() if k != "OMS_API_TOKEN"}
+    cmd = [sys.executable, "-m", "oms.cli", "serve", "--db", str(db_path), "--port", str(port)]
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=file_may_not_grow)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(400):
+            assert proc.poll() is None, log_path.read_text()
+            try:
+                httpx.get(url + "/orders", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        with httpx.Client(base_url=url, timeout=20) as http:
+            acknowledged = [http.post("/order", json=LIMIT).json()["order_id"] for _ in range(20)]
+        proc.terminate()
+        status = proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    text = log_path.read_text()
+    failed = [line for line in text.splitlines() if "shutdown failed" in line]
+    assert status == 1, text
+    assert len(failed) == 1 and failed[0].startswith("oms serve: shutdown failed: STORE_ERROR: "), text
+    assert str(db_path) in failed[0] and "File too large" in failed[0]
+    assert "Traceback" not in text and "Application shutdown failed" not in text and "stopped; " not in text
+    with oms.open(db_path) as reopened:  # the acknowledged commands were in the log
+        assert [o.order_id for o in reopened.orders()] == acknowledged == list(range(1, 21))

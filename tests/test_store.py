@@ -152,3 +152,37 @@ def test_threads_caps_duckdb_workers_and_a_bad_value_opens_nothing(db_path: Path
             oms.open(db_path, threads=bad)  # type: ignore[arg-type]
     with oms.open(db_path) as gw:  # nothing was left holding the file
         assert len(gw.orders()) == 1
+
+
+def test_opening_for_writing_proves_the_folder_writable_and_leaves_no_probe_behind(tmp_path: Path) -> None:
+    from oms.store import write_problem
+
+    db = tmp_path / "oms.duckdb"
+    assert write_problem(str(db)) is None
+    assert files_beside(db) == []  # the probe file was written, synced and removed
+    assert write_problem(str(tmp_path / "not" / "yet" / "oms.duckdb")) is None  # judged by tmp_path
+    assert not (tmp_path / "not").exists()
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert write_problem(str(blocker / "oms.duckdb")) == f"{blocker} is not a folder"
+
+
+def test_closing_reports_a_checkpoint_that_failed_and_still_releases_the_file(db_path: Path) -> None:
+    gw = oms.open(db_path)
+    gw.create(symbol="INFY", side="BUY", quantity=1, price=1)
+    real = gw._store._con
+
+    class FailingCheckpoint:
+        def execute(self, sql: str, *args: object) -> object:
+            if sql == "CHECKPOINT":
+                raise duckdb.IOException('Could not write file "x": No space left on device')
+            return real.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+    gw._store._con = FailingCheckpoint()  # type: ignore[assignment]
+    with pytest.raises(oms.StoreError, match="No space left on device"):
+        gw.close()
+    with oms.open(db_path) as reopened:  # released, and nothing lost (the log is replayed)
+        assert len(reopened.orders()) == 1
