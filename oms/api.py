@@ -38,9 +38,10 @@ from typing import Annotated, Any, Literal
 from fastapi import FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel, BeforeValidator, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.routing import Match
 
 import oms
@@ -51,11 +52,12 @@ from oms.errors import (
     Forbidden,
     OMSError,
     PayloadTooLarge,
+    SqlRefused,
     Unauthorized,
     UnsupportedMediaType,
     ValidationError,
 )
-from oms.gateway import TOKEN_ENV, Gateway
+from oms.gateway import TOKEN_ENV, Gateway, JsonListing, JsonPage, SqlCapable
 from oms.jsonio import dumps
 from oms.lifecycle import Action, Status
 from oms.server import is_loopback, token_problem
@@ -209,6 +211,7 @@ def _refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
         404: "no such order (ORDER_NOT_FOUND)",
         409: "refused by the lifecycle or a business rule "
         "(INVALID_TRANSITION, DUPLICATE_CLIENT_ORDER_ID, PRICE_OUTSIDE_LIMIT)",
+        415: "a body not sent as application/json (UNSUPPORTED_MEDIA_TYPE)",
         422: "bad input (VALIDATION_ERROR), one entry per bad field in `errors`",
         503: "the database cannot be used (STORE_ERROR)",
     }
@@ -263,11 +266,14 @@ async def _read_body(request: Request) -> bytes:
     if declared.isdigit() and int(declared) > MAX_BODY:
         raise PayloadTooLarge(f"the body has {int(declared):,} bytes; at most {MAX_BODY:,} are accepted")
     chunks, size = [], 0
-    async for chunk in request.stream():  # a chunked body declares no length: count it
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise PayloadTooLarge(f"the body has more than {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():  # a chunked body declares no length: count it
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise PayloadTooLarge(f"the body has more than {MAX_BODY:,} bytes; at most {MAX_BODY:,} are accepted")
+            chunks.append(chunk)
+    except ClientDisconnect:  # closed mid-body (or its chunks were malformed): nothing to decide
+        raise ValidationError("the connection closed before the whole body arrived", "body") from None
     return b"".join(chunks)
 
 
@@ -418,6 +424,175 @@ OrderId = Annotated[
 ]
 
 
+MAX_PAGE = 10_000
+"""Orders one page of ``GET /orders?limit=`` may hold."""
+
+PageLimit = Annotated[
+    int | None,
+    BeforeValidator(_canonical_id),
+    Query(ge=1, le=MAX_PAGE, description=f"a page of at most this many orders (1 to {MAX_PAGE:,})", examples=[500]),
+]
+AfterId = Annotated[
+    int | None,
+    BeforeValidator(_canonical_id),
+    Query(ge=0, le=MAX_ORDER_ID, description="only orders whose id is above this one (the next page)", examples=[0]),
+]
+
+
+def _next_page(request: Request, after: int) -> str:
+    """The next page's URL, relative to this server: this request's filters and limit,
+    ``after`` the last order sent."""
+    from urllib.parse import urlencode
+
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k != "after"]
+    return f"{request.url.path}?{urlencode([*kept, ('after', str(after))])}"
+
+
+def _listing_in_python(
+    gateway: Gateway, *, status: str | None, symbol: str | None, after: int | None, limit: int | None
+) -> JsonPage:
+    """The listing of a gateway that cannot write it as JSON itself (a relayed server)."""
+    from oms.listing import JsonListing as Listing
+
+    orders = gateway.orders(status=status, symbol=symbol)
+    if after is not None:
+        orders = [o for o in orders if o.order_id > after]
+    more = limit is not None and len(orders) > limit
+    orders = orders[:limit] if limit is not None else orders
+    text = dumps([o.to_dict() for o in orders]).encode()
+    return Listing(iter([text]), orders[-1].order_id if more else None)
+
+
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+SQL_BODY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "sql": {"type": "string", "minLength": 1, "description": "one SELECT statement"},
+        "params": {
+            "type": "array",
+            "items": {"type": ["string", "number", "boolean", "null"]},
+            "description": "values for the ? placeholders, in order",
+        },
+    },
+    "required": ["sql"],
+    "additionalProperties": False,
+    "example": {"sql": "SELECT status, count(*) AS n FROM orders WHERE symbol = ? GROUP BY status", "params": ["INFY"]},
+}
+
+
+class SqlOut(BaseModel):
+    columns: list[str]
+    types: list[str] = Field(description="each column's Arrow type, e.g. decimal128(16, 4)")
+    rows: list[list[Any]] = Field(description="decimals as exact JSON numbers, timestamps as ISO-8601 text")
+
+
+def _sql_request(body: dict[str, Any]) -> tuple[str, list[Any]]:
+    errors = [
+        {"field": shown(k), "message": "unknown field; expected sql, params"}
+        for k in body
+        if k not in ("sql", "params")
+    ]
+    query, params = body.get("sql"), body.get("params", [])
+    if not isinstance(query, str):
+        errors.append({"field": "sql", "message": "is required: one SELECT statement as text"})
+    if not isinstance(params, list):
+        errors.append({"field": "params", "message": "must be a list of values"})
+    if errors:
+        raise ValidationError(errors)
+    return str(query), list(params)
+
+
+def _arrow_stream(table: Any) -> bytes:
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
+
+
+def _sql_json(table: Any) -> dict[str, Any]:
+    names = table.column_names
+    columns = [table.column(i).to_pylist() for i in range(table.num_columns)]
+    rows = [[_json_value(v) for v in row] for row in zip(*columns, strict=True)] if columns else []
+    return {"columns": names, "types": [str(t) for t in table.schema.types], "rows": rows}
+
+
+def _json_value(value: Any) -> Any:
+    """A SQL value as JSON: decimals stay exact (written as numbers), times as ISO-8601
+    text as DuckDB holds them (a TIMESTAMP has no zone), bytes as base64, NaN as null."""
+    import base64
+    import datetime as dt
+    import math
+
+    if value is None or isinstance(value, (bool, int, str, Decimal)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (dt.datetime, dt.date, dt.time)):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v) for v in value]
+    return str(value)
+
+
+_DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript; charset=utf-8",
+    "swagger-ui.css": "text/css; charset=utf-8",
+    "favicon.png": "image/png",
+}
+DOCS_ASSETS_PATH = "/docs/assets"
+
+
+def _docs_asset(name: str) -> bytes:
+    """One file of Swagger UI, from the installed ``fastapi-offline`` package."""
+    from importlib.resources import files
+
+    return (files("fastapi_offline") / "static" / name).read_bytes()
+
+
+def _add_offline_docs(app: FastAPI) -> None:
+    """``/docs`` (Swagger UI) with its script, style and icon served by this server from
+    an installed package: the page works with no network. No ``/redoc``: ReDoc's bundle
+    fetches a logo from its CDN."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+
+    def asset_url(request: Request, name: str) -> str:
+        return str(request.scope.get("root_path", "")).rstrip("/") + f"{DOCS_ASSETS_PATH}/{name}"
+
+    async def swagger_ui(request: Request) -> Response:
+        root = request.scope.get("root_path", "").rstrip("/")
+        return get_swagger_ui_html(
+            openapi_url=root + str(app.openapi_url),
+            title=f"{app.title} - Swagger UI",
+            swagger_js_url=asset_url(request, "swagger-ui-bundle.js"),
+            swagger_css_url=asset_url(request, "swagger-ui.css"),
+            swagger_favicon_url=asset_url(request, "favicon.png"),
+            swagger_ui_parameters={"validatorUrl": None},  # no badge fetched from swagger.io
+        )
+
+    app.add_api_route("/docs", swagger_ui, methods=["GET"], include_in_schema=False)
+    for name, media_type in _DOCS_ASSETS.items():
+        app.add_api_route(
+            f"{DOCS_ASSETS_PATH}/{name}", _asset_endpoint(name, media_type), methods=["GET"], include_in_schema=False
+        )
+
+
+def _asset_endpoint(name: str, media_type: str) -> Callable[[], Awaitable[Response]]:
+    content: list[bytes] = []
+
+    async def asset() -> Response:
+        if not content:
+            content.append(_docs_asset(name))  # read once, on first use
+        return Response(content[0], media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
+
+    return asset
+
+
 def create_app(
     gateway: Gateway | None = None,
     *,
@@ -480,7 +655,10 @@ def create_app(
         ),
         lifespan=lifespan,
         redirect_slashes=False,  # a redirect would be built from the request's Host header
+        docs_url=None,  # FastAPI's page loads Swagger UI from a CDN: ours is served here (_add_offline_docs)
+        redoc_url=None,
     )
+    _add_offline_docs(app)
 
     async def submit(command: Command) -> oms.Order:
         """Commands go to the committer (the engine, group-committed per loop turn), or,
@@ -586,14 +764,32 @@ def create_app(
 
     @app.get(
         "/orders",
-        summary="Orders sorted by order_id, optionally filtered",
+        summary="Orders sorted by order_id, optionally filtered; a page of them with limit (and after)",
+        description="Without `limit`, every order (streamed). With `limit=N`, the first N orders whose id is "
+        "above `after` (default 0); while more remain the answer has an RFC 8288 header "
+        '`Link: </orders?...&after=ID>; rel="next"` naming the next page.',
         response_model=None,
-        responses={**_ok(list[OrderOut], "the orders"), **_refusals(422)},
+        responses={**_ok(list[OrderOut], "the orders (a page of them with limit)"), **_refusals(422)},
     )
-    def list_orders(request: Request, status: str | None = StatusFilter, symbol: str | None = SymbolFilter) -> Response:
-        _check_query(request, ("status", "symbol"))
-        orders = gw().orders(status=status, symbol=symbol)
-        return _json([o.to_dict() for o in orders])
+    def list_orders(
+        request: Request,
+        status: str | None = StatusFilter,
+        symbol: str | None = SymbolFilter,
+        limit: PageLimit = None,
+        after: AfterId = None,
+    ) -> Response:
+        _check_query(request, ("status", "symbol", "limit", "after"))
+        gateway = gw()
+        if isinstance(gateway, JsonListing):
+            page = gateway.orders_json(status=status, symbol=symbol, after=after, limit=limit)
+        else:
+            page = _listing_in_python(gateway, status=status, symbol=symbol, after=after, limit=limit)
+        headers = {}
+        if page.next_after is not None:
+            headers["Link"] = f'<{_next_page(request, page.next_after)}>; rel="next"'
+        if limit is None:  # everything, streamed as DuckDB writes it
+            return StreamingResponse(page.chunks, media_type="application/json", headers=headers)
+        return Response(b"".join(page.chunks), media_type="application/json", headers=headers)
 
     @app.get(
         "/order/{order_id}",
@@ -621,6 +817,36 @@ def create_app(
     )
     def all_events() -> Response:
         return _json([e.to_dict() for e in gw().events()])
+
+    @app.post(
+        "/sql",
+        summary="Read-only SQL over the book (an extension): one SELECT, time-limited",
+        description='The body is `{"sql": "SELECT ...", "params": [...]}` (`?` placeholders). '
+        "Only one SELECT over the book's tables is run (orders, order_events, ...), on a read-only "
+        "connection, cancelled past the server's time limit. The answer is JSON `{columns, types, rows}`, "
+        "or Arrow IPC (a stream) with `Accept: application/vnd.apache.arrow.stream`. Anything that could "
+        "write or reach files, the network or other databases is 400 SQL_REFUSED and runs nothing.",
+        response_model=None,
+        responses={
+            **_ok(SqlOut, "the rows (or an Arrow IPC stream)"),
+            400: {"model": ErrorBody, "description": "SQL_REFUSED, SQL_ERROR, SQL_TIMEOUT or SQL_TOO_LARGE"},
+            **_refusals(415, 422),
+        },
+        openapi_extra=_body(SQL_BODY, True),
+    )
+    async def run_sql(request: Request) -> Response:
+        _check_no_query(request)
+        raw = await _read_body(request)
+        if raw:
+            _check_json_media_type(request)
+        query, params = _sql_request(_object(_parse_body(raw), required=True))
+        gateway = gw()
+        if not isinstance(gateway, SqlCapable):
+            raise SqlRefused("this server's book offers no SQL")
+        table = await run_in_threadpool(gateway.sql_arrow, query, params)
+        if ARROW_STREAM in request.headers.get("accept", ""):
+            return Response(_arrow_stream(table), media_type=ARROW_STREAM)
+        return _json(_sql_json(table))
 
     app.add_middleware(_CommandLane, run=run_command)
     app.add_middleware(_Guard, token=token, holder=holder)  # added last: runs first

@@ -10,8 +10,10 @@ ServerUnreachable (a StoreError) naming the URL.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
@@ -20,7 +22,14 @@ from oms.gateway import PriceInput
 from oms.jsonio import dumps, loads
 from oms.model import Order, OrderEvent
 
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 DEFAULT_TIMEOUT = 10.0
+PAGE_SIZE = 10_000
+"""Orders per request when the gateway lists orders (``GET /orders?limit=``)."""
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+_NEXT = re.compile(r'<([^>]*)>\s*;\s*rel="?next"?', re.IGNORECASE)
 
 
 class ServerUnreachable(StoreError):
@@ -91,9 +100,35 @@ class RemoteGateway:
         return Order.from_dict(self._call("GET", f"/order/{_id(order_id)}"))
 
     def orders(self, *, status: str | None = None, symbol: str | None = None) -> list[Order]:
-        """Orders sorted by id, optionally filtered. Raises VALIDATION_ERROR for a bad filter."""
+        """Orders sorted by id, optionally filtered, read page by page. Raises
+        VALIDATION_ERROR for a bad filter."""
+        return [order for page in self.order_pages(status=status, symbol=symbol) for order in page]
+
+    def order_pages(
+        self, *, status: str | None = None, symbol: str | None = None, limit: int = PAGE_SIZE
+    ) -> Iterator[list[Order]]:
+        """The listing one page (``GET /orders?limit=``) at a time, following each answer's
+        ``Link: <...>; rel="next"`` until there is none."""
         params = {k: v for k, v in (("status", status), ("symbol", symbol)) if v is not None}
-        return [Order.from_dict(d) for d in self._call("GET", "/orders", params=params)]
+        url: str | None = "/orders"
+        query: dict[str, str] | None = {**params, "limit": str(limit)}
+        while url is not None:
+            response = self._send("GET", url, params=query)
+            yield [Order.from_dict(d) for d in loads(response.content)]
+            match = _NEXT.search(response.headers.get("link", ""))
+            url, query = (match.group(1), None) if match else (None, None)
+
+    def sql_arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """One read-only SELECT run by the server (``POST /sql``), as Arrow: the same table
+        the embedded engine gives. Raises SQL_REFUSED, SQL_ERROR, SQL_TIMEOUT,
+        SQL_TOO_LARGE or VALIDATION_ERROR."""
+        import pyarrow as pa
+
+        from oms.sqlread import bind_params
+
+        body = {"sql": query, "params": bind_params(params)}
+        response = self._send("POST", "/sql", body, headers={"Accept": ARROW_STREAM})
+        return pa.ipc.open_stream(response.content).read_all()
 
     def events(self, order_id: int | None = None) -> list[OrderEvent]:
         """The audit log, oldest first: one order's (ORDER_NOT_FOUND if unknown) or all."""
@@ -103,12 +138,26 @@ class RemoteGateway:
     # ---- transport -------------------------------------------------------------------
 
     def _call(self, method: str, path: str, body: Any = None, params: dict[str, str] | None = None) -> Any:
+        return loads(self._send(method, path, body, params=params).content)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """The server's answer when it is a success; its refusal raised as the OMSError it names."""
         if self._closed:
             raise StoreError(f"the gateway to {self.url} is closed")
         content = None if body is None else dumps(body)
-        headers = {"Content-Type": "application/json"} if content is not None else None
+        headers = dict(headers or {})
+        if content is not None:
+            headers["Content-Type"] = "application/json"
         try:
-            response = self._http.request(method, path, content=content, headers=headers, params=params)
+            response = self._http.request(method, path, content=content, headers=headers or None, params=params)
         except httpx.TimeoutException as e:
             raise ServerUnreachable(f"{self.url} did not answer {method} {path} in time ({type(e).__name__})") from e
         except httpx.TransportError as e:
@@ -116,7 +165,7 @@ class RemoteGateway:
                 f"cannot reach {self.url} ({type(e).__name__}: {e}): is `oms serve` running there?"
             ) from e
         if response.is_success:
-            return loads(response.content)
+            return response
         raise _error_from(response)
 
     def close(self) -> None:

@@ -9,7 +9,8 @@ concurrent callers share statements instead of queueing behind one commit each.
 
 The engine keeps the orders it touches in a bounded cache, so deciding a command reads
 nothing from the database; that is sound because the file lock and the in-process
-registry make this engine the file's only writer.
+registry make this engine the file's only writer. An engine opened ``read_only`` writes
+nothing (not even the refusals of the audit log): its commands raise STORE_ERROR.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import logging
 import os
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ from oms.validation import SYMBOL_PATTERN, shown, validate_order_id
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from oms.listing import JsonListing
 
 log = logging.getLogger("oms.engine")
 
@@ -96,8 +99,10 @@ class Engine:
         clock: Clock | None = None,
         cache_size: int = 100_000,
         threads: int | None = None,
+        read_only: bool = False,
     ) -> None:
         self.path = str(path)
+        self.read_only = read_only and self.path != MEMORY
         self.clock: Clock = clock or SystemClock()
         self._keys: tuple[object, ...] = ()
         with _open_files_lock:
@@ -110,7 +115,7 @@ class Engine:
                         f"{self.path} is already open in this process (perhaps by another name: a link): "
                         "use that gateway, or close it first"
                     )
-            self._store = Store(self.path, threads=threads)
+            self._store = Store(self.path, threads=threads, read_only=self.read_only)
             if self.path != MEMORY:
                 self._keys = _file_keys(self.path)  # the file exists now
                 for key in self._keys:
@@ -119,7 +124,8 @@ class Engine:
         try:
             (self._seq, self._last_order_id, self._folded_seq), self._client_order_ids = self._store.open_state()
         except BaseException:  # a file that fails its first reads is released, not held
-            self._store.close()
+            with contextlib.suppress(StoreError):
+                self._store.close()
             self._unregister()
             raise
         self._queue: list[_Ticket] = []
@@ -177,6 +183,7 @@ class Engine:
         Returns only after the command's event is committed; a refusal is committed to
         the log too, then raised."""
         ticket = _Ticket(command)
+        self._ensure_writable()
         with self._queue_lock:
             if self._closed:
                 raise StoreError(f"{self.path} is closed")
@@ -219,6 +226,7 @@ class Engine:
 
     def _enqueue(self, commands: list[Command]) -> list[_Ticket]:
         tickets = [_Ticket(command) for command in commands]
+        self._ensure_writable()
         with self._queue_lock:
             if self._closed:
                 raise StoreError(f"{self.path} is closed")
@@ -343,6 +351,7 @@ class Engine:
         of order ids assigned, in input order."""
         from oms.bulk import build_create_events
 
+        self._ensure_writable()
         with self._write_lock:
             self._ensure_open()
             at = self.clock()
@@ -402,25 +411,69 @@ class Engine:
         self._ensure_open()
         return self._store.arrow(sql, list(params))
 
+    sql_time_limit: float = 5.0
+    """Seconds a query of ``sql_arrow`` may run before it is cancelled (SQL_TIMEOUT)."""
+
+    def sql_arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """One read-only SELECT over the book as Arrow (``oms.sqlread``: checked by DuckDB's
+        parser, run on its own connection in a read-only transaction, time-limited).
+        Raises SQL_REFUSED, SQL_ERROR, SQL_TIMEOUT, SQL_TOO_LARGE or VALIDATION_ERROR."""
+        from oms import sqlread
+
+        self._ensure_open()
+        return sqlread.run(self._store.cursor, query, params, time_limit=self.sql_time_limit)
+
+    def orders_json(
+        self,
+        *,
+        status: str | None = None,
+        symbol: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> JsonListing:
+        """The listing as ``GET /orders`` sends it, written by DuckDB (``oms.listing``): a
+        page when ``limit`` is given, else every order, streamed. VALIDATION_ERROR for a bad filter."""
+        from oms import listing
+
+        status, symbol = check_filters(status, symbol)
+        self._ensure_open()
+        return listing.listing(self._store.cursor(), status=status, symbol=symbol, after=after, limit=limit)
+
     # ---- life --------------------------------------------------------------------------
 
     def _ensure_open(self) -> None:
         if self._closed:
             raise StoreError(f"{self.path} is closed")
 
+    def _ensure_writable(self) -> None:
+        if self.read_only:
+            raise StoreError(f"{self.path} is open read-only: open it without read_only to change the book")
+
     def close(self) -> None:
-        """Fold the projection, checkpoint and release the file. Idempotent."""
+        """Fold the projection, checkpoint and release the file. Idempotent.
+
+        The file is released whatever happens; raises STORE_ERROR when the fold or the
+        checkpoint failed (a full disk): every acknowledged command is then still in the
+        write-ahead log, which the next open replays."""
         with self._queue_lock:
             if self._closed:
                 return
             self._closed = True
         with self._write_lock:
+            failure: BaseException | None = None
             try:
-                if self._seq > self._folded_seq:
+                if not self.read_only and self._seq > self._folded_seq:
                     self._fold()
-            finally:
+            except BaseException as e:
+                failure = e
+            try:
                 self._store.close()
+            except BaseException as e:
+                failure = failure or e
+            finally:
                 self._unregister()
+            if failure is not None:
+                raise failure
 
     def _unregister(self) -> None:
         with _open_files_lock:

@@ -15,6 +15,10 @@ the widgets into an inline line of text.
     ├── Unauthorized             UNAUTHORIZED               401  (REST only)
     ├── Forbidden                FORBIDDEN                  403  (REST only) a cross-site request
     ├── UnsupportedMediaType     UNSUPPORTED_MEDIA_TYPE     415  (REST only) a body that is not JSON
+    ├── SqlRefused               SQL_REFUSED                400  not one read-only SELECT over the book
+    ├── SqlError                 SQL_ERROR                  400  DuckDB could not run it (syntax, a column)
+    ├── SqlTimeout               SQL_TIMEOUT                400  ran past the time limit: cancelled
+    ├── SqlTooLarge              SQL_TOO_LARGE              400  more rows than a result may have
     ├── InternalError            INTERNAL_ERROR             500  a defect: one command failed unexpectedly
     └── StoreError               STORE_ERROR                503  the database cannot be used
         ├── DatabaseLocked       DATABASE_LOCKED
@@ -116,6 +120,34 @@ class Forbidden(OMSError):
 class UnsupportedMediaType(OMSError):
     code = "UNSUPPORTED_MEDIA_TYPE"
     http_status = 415
+
+
+class SqlRefused(OMSError):
+    """A query that is not one read-only SELECT over the book's tables: nothing ran."""
+
+    code = "SQL_REFUSED"
+    http_status = 400
+
+
+class SqlError(OMSError):
+    """DuckDB could not parse or run the query (the message is DuckDB's first line)."""
+
+    code = "SQL_ERROR"
+    http_status = 400
+
+
+class SqlTimeout(OMSError):
+    """The query ran past the time limit and was cancelled."""
+
+    code = "SQL_TIMEOUT"
+    http_status = 400
+
+
+class SqlTooLarge(OMSError):
+    """The result has more rows than a query may return."""
+
+    code = "SQL_TOO_LARGE"
+    http_status = 400
 
 
 class InternalError(OMSError):

@@ -3,15 +3,26 @@
 Two implementations: ``oms.engine.Engine`` (embedded, ``oms.open``) and
 ``oms.client.RemoteGateway`` (HTTP, ``oms.connect``). Both raise the same OMSError
 subclasses with the same codes.
+
+Beyond the gateway, small capabilities a gateway may offer, which callers ask for
+(``isinstance(gw, SqlCapable)``) instead of asking which gateway they hold:
+
+- ``SqlCapable`` -- read-only SQL over the book (``sql_arrow``): both gateways;
+- ``JsonListing`` -- the order listing as ready JSON text, in pages (``orders_json``):
+  the engine, which the REST API serves it from.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from types import TracebackType
-from typing import Protocol, Self, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
 from oms.model import Order, OrderEvent
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 PriceInput = Decimal | int | float | str
 
@@ -56,3 +67,40 @@ class Gateway(Protocol):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
+
+
+@runtime_checkable
+class SqlCapable(Protocol):
+    """Read-only SQL over the book's DuckDB tables (``orders``, ``order_events``, ...)."""
+
+    def sql_arrow(self, query: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """The rows of one SELECT as an Arrow table, the same on every transport. Raises
+        SQL_REFUSED (anything that could write or reach beyond the book: nothing ran),
+        SQL_ERROR, SQL_TIMEOUT, SQL_TOO_LARGE, VALIDATION_ERROR (a bad parameter)."""
+        ...
+
+
+class JsonPage(Protocol):
+    @property
+    def chunks(self) -> Iterator[bytes]: ...
+
+    @property
+    def next_after(self) -> int | None: ...
+
+
+@runtime_checkable
+class JsonListing(Protocol):
+    """The order listing as the JSON text ``GET /orders`` sends, without an Order per row."""
+
+    def orders_json(
+        self,
+        *,
+        status: str | None = None,
+        symbol: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> JsonPage:
+        """The orders after ``after`` (sorted by id, filtered, at most ``limit``) as the
+        chunks of one JSON array, and the id to page on from when more remain. Raises
+        VALIDATION_ERROR for a bad filter."""
+        ...

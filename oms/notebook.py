@@ -25,7 +25,7 @@ from oms import views
 from oms.commands import replay
 from oms.engine import Engine
 from oms.errors import OrderNotFound
-from oms.gateway import Gateway
+from oms.gateway import Gateway, SqlCapable
 from oms.lifecycle import allowed_actions, to_markdown, to_mermaid
 from oms.model import Order
 from oms.widgets import Table, describe, price_text
@@ -77,14 +77,11 @@ def session(*, demo: bool = False) -> Book:
     return Book(gateway, shared=False)
 
 
-def sql(gateway: Gateway, query: str) -> pd.DataFrame:
-    """``query`` against the DuckDB store (tables ``orders``, ``order_events``). Over the
-    workbench server the file belongs to the server process, so this returns a one-row
-    note instead of an error: run the query on the scratch book or with the server stopped."""
-    if isinstance(gateway, Engine):
-        return views.sql(gateway, query)
-    note = f"SQL needs the database file; {gateway.target} owns it while the workbench runs"
-    return pd.DataFrame({"note": [note]})
+def sql(gateway: Gateway, query: str, params: list[Any] | None = None) -> pd.DataFrame:
+    """``query`` -- one read-only SELECT -- against the book's DuckDB tables (``orders``,
+    ``order_events``): the scratch book's, or the shared book's through the workbench
+    server (``POST /sql``), with the same result (``views.sql``)."""
+    return views.sql(gateway, query, params)
 
 
 def seed_demo_book(gateway: Gateway) -> list[Order]:
@@ -160,11 +157,10 @@ def lifecycle_table() -> Any:
 
 
 def backend_check(gateway: Gateway) -> pd.DataFrame:
-    """Three reads of the book compared. Over the embedded engine: the gateway's orders,
-    the ``orders`` rows in DuckDB, the replay of ``order_events`` (``verify_backend``).
-    Over a server (which alone may open the file): the gateway's orders against the
-    replay of the event log it serves; the SQL row is done by the server's own tests."""
-    if isinstance(gateway, Engine):
+    """Three reads of the book compared: the gateway's orders, the ``orders`` rows in
+    DuckDB (SQL, through the server on the shared book), the replay of ``order_events``
+    (``views.verify_backend``). A gateway without SQL compares the other two."""
+    if isinstance(gateway, SqlCapable):
         return views.verify_backend(gateway)
     via_gateway = views.orders_to_arrow(gateway.orders())
     rebuilt = replay([e for e in gateway.events() if e.accepted])

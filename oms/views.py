@@ -2,10 +2,11 @@
 three-way backend check (gateway == SQL rows == replay of the event log).
 
 Adapter layer. Every frame is Arrow-backed: prices stay exact decimals
-(``decimal128(16, 4)``), timestamps are UTC, and rows are always sorted. Over the
-embedded engine the frames come straight from DuckDB; over a remote gateway they are
-built from the orders it returns and queried with the same SQL in an in-memory DuckDB,
-so both transports give identical frames.
+(``decimal128(16, 4)``), timestamps are UTC, and rows are always sorted. A gateway that
+offers SQL (``oms.gateway.SqlCapable``: the embedded engine, and a server through
+``POST /sql``) answers with Arrow straight from DuckDB, so both transports give
+identical frames; the blotter reads it in keyset pages of ``PAGE_ROWS``. Any other
+gateway's orders are framed here and queried with the same SQL in an in-memory DuckDB.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from oms.engine import Engine
-from oms.gateway import Gateway
+from oms.commands import replay
+from oms.engine import check_filters
+from oms.gateway import Gateway, SqlCapable
 from oms.model import Order, OrderEvent
 from oms.store import ORDER_COLUMNS
 
@@ -56,6 +58,9 @@ SUMMARY_SQL = """
     FROM orders GROUP BY {key} ORDER BY {key}
 """
 SUMMARY_KEYS = ("status", "symbol", "side", "order_type")
+PAGE_ROWS = 50_000
+"""Orders per page when the blotter reads a book over SQL."""
+ORDERS_SQL = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders"
 
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
@@ -63,11 +68,22 @@ def to_frame(table: pa.Table) -> pd.DataFrame:
     return table.to_pandas(types_mapper=pd.ArrowDtype)
 
 
-def _orders_table(gateway: Gateway, where: str = "", params: list[Any] | None = None) -> pa.Table:
-    if isinstance(gateway, Engine):
-        sql = f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders {where} ORDER BY order_id"
-        return gateway.arrow(sql, params or []).cast(ORDER_SCHEMA)
-    return orders_to_arrow(gateway.orders())
+def _orders_table(gateway: Gateway, *, status: str | None = None, symbol: str | None = None) -> pa.Table:
+    """Every order (filtered), sorted by id: in keyset pages over SQL when the gateway
+    offers it, else from its ``orders()``."""
+    if not isinstance(gateway, SqlCapable):
+        return orders_to_arrow(gateway.orders(status=status, symbol=symbol))
+    status, symbol = check_filters(status, symbol)
+    filters = [(name, value) for name, value in (("status", status), ("symbol", symbol)) if value is not None]
+    where = "".join(f" AND {name} = ?" for name, _ in filters)
+    sql = f"{ORDERS_SQL} WHERE order_id > ?{where} ORDER BY order_id LIMIT {PAGE_ROWS}"
+    pages, after = [], 0
+    while True:
+        page = gateway.sql_arrow(sql, [after, *(value for _, value in filters)]).cast(ORDER_SCHEMA)
+        pages.append(page)
+        if page.num_rows < PAGE_ROWS:
+            return pa.concat_tables(pages)
+        after = page.column("order_id")[-1].as_py()
 
 
 def orders_to_arrow(orders: list[Order]) -> pa.Table:
@@ -76,17 +92,9 @@ def orders_to_arrow(orders: list[Order]) -> pa.Table:
 
 
 def blotter(gateway: Gateway, *, status: str | None = None, symbol: str | None = None) -> pd.DataFrame:
-    """The orders, one row each, in ``ORDER_COLUMNS`` order, sorted by order id."""
-    if status is None and symbol is None:
-        return to_frame(_orders_table(gateway))
-    if isinstance(gateway, Engine):
-        from oms.engine import check_filters
-
-        status, symbol = check_filters(status, symbol)
-        conditions = [f"{k} = ?" for k, v in (("status", status), ("symbol", symbol)) if v is not None]
-        params = [v for v in (status, symbol) if v is not None]
-        return to_frame(_orders_table(gateway, "WHERE " + " AND ".join(conditions), params))
-    return to_frame(orders_to_arrow(gateway.orders(status=status, symbol=symbol)))
+    """The orders, one row each, in ``ORDER_COLUMNS`` order, sorted by order id.
+    Raises VALIDATION_ERROR for a bad filter."""
+    return to_frame(_orders_table(gateway, status=status, symbol=symbol))
 
 
 def events_to_arrow(events: list[OrderEvent]) -> pa.Table:
@@ -108,39 +116,42 @@ def summary(gateway: Gateway, by: str = "status") -> pd.DataFrame:
     """Counts, quantity and notional per ``by`` (status, symbol, side or order_type)."""
     if by not in SUMMARY_KEYS:
         raise ValueError(f"by must be one of {', '.join(SUMMARY_KEYS)}, got {by!r}")
-    sql = SUMMARY_SQL.format(key=by)
-    if isinstance(gateway, Engine):
-        table = gateway.arrow(sql)
-    else:
-        con = duckdb.connect()
-        try:
-            con.register("orders", _orders_table(gateway))
-            table = con.sql(sql).to_arrow_table()
-        finally:
-            con.close()
-    return to_frame(table)
+    query = SUMMARY_SQL.format(key=by)
+    if isinstance(gateway, SqlCapable):
+        return to_frame(gateway.sql_arrow(query))
+    con = duckdb.connect()
+    try:
+        con.register("orders", _orders_table(gateway))
+        return to_frame(con.sql(query).to_arrow_table())
+    finally:
+        con.close()
 
 
 def sql(gateway: Gateway, query: str, params: list[Any] | None = None) -> pd.DataFrame:
-    """Run SQL against the embedded DuckDB store (tables ``orders``, ``order_events``)."""
-    if not isinstance(gateway, Engine):
-        raise TypeError("SQL needs the embedded store: open it with oms.open(path)")
-    return to_frame(gateway.arrow(query, params or []))
+    """One read-only SELECT over the book's DuckDB tables (``orders``, ``order_events``,
+    ...) with ``?`` parameters: the same frame on either transport (``SqlCapable``).
+    Raises SQL_REFUSED (anything that could write or reach files: nothing ran),
+    SQL_ERROR, SQL_TIMEOUT, SQL_TOO_LARGE; TypeError for a gateway without SQL."""
+    if not isinstance(gateway, SqlCapable):
+        raise TypeError(f"{gateway!r} offers no SQL (no sql_arrow): use oms.open(path) or a server's oms.connect(url)")
+    return to_frame(gateway.sql_arrow(query, params or []))
 
 
-def replayed(gateway: Engine) -> pd.DataFrame:
-    """The blotter rebuilt from the accepted events alone."""
-    return to_frame(orders_to_arrow(gateway.replay()))
+def replayed(gateway: Gateway) -> pd.DataFrame:
+    """The blotter rebuilt from the accepted events of the audit log alone."""
+    rebuilt = replay([e for e in gateway.events() if e.accepted])
+    return to_frame(orders_to_arrow([rebuilt[k] for k in sorted(rebuilt)]))
 
 
-def verify_backend(gateway: Engine) -> pd.DataFrame:
+def verify_backend(gateway: Gateway) -> pd.DataFrame:
     """Three independent reads of the book, compared: what the gateway returns, the rows
-    of the ``orders`` table in DuckDB, and the replay of the event log. One row per
-    source with its order count and whether it equals the gateway's view."""
+    of the ``orders`` table in DuckDB (SQL, on either transport), and the replay of the
+    event log. One row per source with its order count and whether it equals the
+    gateway's view. TypeError for a gateway without SQL."""
+    if not isinstance(gateway, SqlCapable):
+        raise TypeError(f"{gateway!r} offers no SQL: the backend check needs the orders table")
     via_gateway = to_frame(orders_to_arrow(gateway.orders()))
-    via_sql = to_frame(
-        gateway.arrow(f"SELECT {', '.join(ORDER_COLUMNS)} FROM orders ORDER BY order_id").cast(ORDER_SCHEMA)
-    )
+    via_sql = to_frame(gateway.sql_arrow(f"{ORDERS_SQL} ORDER BY order_id").cast(ORDER_SCHEMA))
     via_replay = replayed(gateway)
     rows = [
         ("gateway (get/orders)", len(via_gateway), True),

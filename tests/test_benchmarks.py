@@ -56,3 +56,14 @@ def test_cli_bench_times_help_and_orders_on_a_file_a_server_and_a_lab_s_book() -
         ), out
     assert "heavy libraries imported: oms --help: none;" in out
     assert "answers: all correct (5 orders, every run of every command)" in out and "ERRORS" not in out
+
+
+def test_listing_bench_pages_and_lists_a_served_book_and_every_answer_is_right() -> None:
+    out = run("listing_bench.py", "--orders", "1500", "--pages", "10", "--runs", "1")  # exits 0 when answers are right
+    assert re.search(
+        r"COPY \(SELECT \* FROM orders ORDER BY order_id\) TO \.\.\. \(FORMAT JSON\): median +\d+\.\d ms", out
+    )
+    assert re.search(r"GET /orders \(full, streamed\) +: median +\d+\.\d ms .* = \d+\.\d\dx COPY  goal <= 3x", out), out
+    page = r"GET /orders\?limit=500&after=ID \(10 pages\): p50 +\d+\.\d\d ms  p99 +\d+\.\d\d ms  goal p50 <= 25 ms"
+    assert re.search(page, out), out
+    assert "answers: all correct (1,501 orders;" in out and "ERRORS" not in out

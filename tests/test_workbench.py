@@ -60,7 +60,7 @@ def test_both_notebooks_share_one_served_book_and_everything_stops_cleanly(tmp_p
         a = run_as_kernel(KERNEL_A, env)
         assert a == f"True {url} 1"
         b = run_as_kernel(KERNEL_B, env)
-        assert b == f"True {url} ['FROM-A'] [1] [True, True] no order 5 in this book (it holds 1 order, id 1)"
+        assert b == f"True {url} ['FROM-A'] [1] [True, True, True] no order 5 in this book (it holds 1 order, id 1)"
 
         # the server wants the token JupyterLab's kernels were given
         assert httpx.get(f"{url}/orders", timeout=5).status_code == 401
