@@ -1,0 +1,306 @@
+"""The FIX 4.4 acceptor: asyncio TCP on loopback, one task per connection, over one engine.
+
+Adapter layer. The event loop only moves bytes: it cuts frames (``codec.FrameReader``,
+which drops garbled ones), finds the session a Logon names (an unknown CompID, or a
+session already connected, is refused by closing the connection), and hands frames and
+timer ticks to the session in a worker thread, so sqlite commits and engine calls never
+block the loop. A session writes through ``_Connection.write``, which queues bytes onto
+the loop in call order.
+
+Reports nobody asked for -- a fill, or a cancel or modify made from another face -- reach
+the session that entered the order through ``notify``: ``FixAcceptor.gateway`` is the
+engine wrapped so that its accepted execute/modify/cancel calls notify (an in-process
+hook; see the package docstring for the engine-level hook that would cover REST too).
+A session that is logged out keeps them and gets them after its next logon.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Self
+
+from oms.fix.application import OrderApplication, report
+from oms.fix.codec import FrameReader, decode
+from oms.fix.mapping import EXEC_TYPE
+from oms.fix.session import Session
+from oms.fix.state import SessionKey, SessionStore, SqliteSessionStore
+from oms.gateway import Gateway, PriceInput
+from oms.lifecycle import Action
+from oms.model import Order, OrderEvent
+
+log = logging.getLogger("oms.fix.acceptor")
+
+DEFAULT_HOST = "127.0.0.1"
+LOGON_TIMEOUT = 10.0
+"""Seconds a connection may take to send its Logon."""
+TICK = 0.5
+"""Seconds between timer ticks of a session (heartbeats are whole seconds)."""
+READ_SIZE = 65536
+
+
+class _Connection:
+    """A session's transport: writes and the close go through the event loop, in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter) -> None:
+        self.loop, self.writer = loop, writer
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        if not self.closed:
+            self.loop.call_soon_threadsafe(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        if not self.writer.is_closing():
+            self.writer.write(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.loop.call_soon_threadsafe(self.writer.close)
+
+
+class NotifyingGateway:
+    """The acceptor's engine, whose accepted execute/modify/cancel calls are reported to the
+    FIX session that entered the order. Everything else is the engine's own."""
+
+    def __init__(self, engine: Gateway, acceptor: FixAcceptor) -> None:
+        self.engine = engine
+        self._acceptor = acceptor
+
+    @property
+    def target(self) -> str:
+        return self.engine.target
+
+    def create(
+        self,
+        *,
+        symbol: str,
+        side: str,
+        quantity: int,
+        price: PriceInput | None = None,
+        order_type: str = "LIMIT",
+        client_order_id: str | None = None,
+    ) -> Order:
+        return self.engine.create(
+            symbol=symbol, side=side, quantity=quantity, price=price, order_type=order_type,
+            client_order_id=client_order_id,
+        )  # fmt: skip
+
+    def modify(self, order_id: int, *, quantity: int | None = None, price: PriceInput | None = None) -> Order:
+        order = self.engine.modify(order_id, quantity=quantity, price=price)
+        self._acceptor.notify(order, Action.MODIFY)
+        return order
+
+    def cancel(self, order_id: int) -> Order:
+        order = self.engine.cancel(order_id)
+        self._acceptor.notify(order, Action.CANCEL)
+        return order
+
+    def execute(self, order_id: int, *, price: PriceInput | None = None) -> Order:
+        order = self.engine.execute(order_id, price=price)
+        self._acceptor.notify(order, Action.EXECUTE)
+        return order
+
+    def get(self, order_id: int) -> Order:
+        return self.engine.get(order_id)
+
+    def orders(self, *, status: str | None = None, symbol: str | None = None) -> list[Order]:
+        return self.engine.orders(status=status, symbol=symbol)
+
+    def events(self, order_id: int | None = None) -> list[OrderEvent]:
+        return self.engine.events(order_id)
+
+    def close(self) -> None:
+        self.engine.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class FixAcceptor:
+    """FIX 4.4 sessions ``sender`` <-> each of ``targets`` over ``engine``.
+
+    ``await start()`` binds (port 0: any free port, see ``port``); ``await stop()`` logs the
+    sessions out, closes the connections and the session store (not the engine: its owner
+    closes it)."""
+
+    def __init__(
+        self,
+        engine: Gateway,
+        *,
+        sender: str,
+        targets: Sequence[str],
+        store: SessionStore | None = None,
+        host: str = DEFAULT_HOST,
+        port: int = 0,
+        workers: int = 16,
+    ) -> None:
+        if not targets:
+            raise ValueError("at least one TargetCompID is needed")
+        self.engine = engine
+        self.store: SessionStore = store if store is not None else SqliteSessionStore()
+        self.host, self.port = host, port
+        self.sender = sender
+        self.app = OrderApplication(engine, self.store)
+        self.sessions = {t: Session(SessionKey(sender, t), self.store, self.app) for t in targets}
+        self.gateway = NotifyingGateway(engine, self)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oms-fix")
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stopping = False
+
+    def session(self, target: str) -> Session:
+        return self.sessions[target]
+
+    # ---- unsolicited reports ---------------------------------------------------------
+
+    def notify(self, order: Order, action: Action) -> None:
+        """Report ``order`` after ``action`` (made from another face) to the session that
+        entered it, if one did. Returns at once: the report is sent from a worker thread."""
+        if not self._stopping:
+            with contextlib.suppress(RuntimeError):  # the pool is shut down
+                self._pool.submit(self._report, order, action)
+
+    def _report(self, order: Order, action: Action) -> None:
+        try:
+            link = self.store.link_of_order(order.order_id)
+            if link is None or link.key.target not in self.sessions or link.key.sender != self.sender:
+                return
+            body = report(order, EXEC_TYPE[action.value], clordid=link.clordid)
+            self.sessions[link.key.target].send("8", body)
+        except Exception:
+            log.exception("could not report order %s after %s", order.order_id, action.value)
+
+    # ---- life ------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Listen; returns the port."""
+        self._server = await asyncio.start_server(self._serve, self.host, self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Log every session out, close every connection, release the session store."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close()
+        loop = asyncio.get_running_loop()
+        for session in self.sessions.values():
+            if session.logged_on:
+                await loop.run_in_executor(self._pool, session.logout, "the server is stopping")
+        for session in self.sessions.values():
+            transport = session.transport
+            if transport is not None:
+                transport.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=5)
+        self._pool.shutdown(wait=True)
+        self.store.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        loop = asyncio.get_running_loop()
+        connection = _Connection(loop, writer)
+        session: Session | None = None
+        ticker: asyncio.Task[None] | None = None
+        frames = FrameReader()
+        try:
+            pending: list[bytes] = []
+            async with asyncio.timeout(LOGON_TIMEOUT):
+                while not pending:
+                    data = await reader.read(READ_SIZE)
+                    if not data:
+                        return
+                    pending = frames.feed(data)
+            session = self._logon_target(pending[0])
+            if session is None:
+                return
+            session.attach(connection)
+            ticker = asyncio.create_task(self._tick(session, connection))
+            while True:
+                if pending:
+                    await loop.run_in_executor(self._pool, session.on_frames, pending)
+                if connection.closed:
+                    return
+                data = await reader.read(READ_SIZE)
+                if not data:
+                    return
+                pending = frames.feed(data)
+        except (TimeoutError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            connection.closed = True
+            writer.close()
+            self._tasks.discard(task)
+            if ticker is not None:
+                ticker.cancel()
+            if session is not None and session.transport is connection:
+                await loop.run_in_executor(self._pool, session.detach, connection)
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    def _logon_target(self, frame: bytes) -> Session | None:
+        """The session a first message logs on to, or None (refused: the connection closes)."""
+        try:
+            msg = decode(frame)
+        except ValueError:
+            return None
+        if msg.msg_type != "A" or msg.get(56) != self.sender:
+            log.warning("refused a connection: not a Logon to %s (%r)", self.sender, msg)
+            return None
+        session = self.sessions.get(msg.get(49) or "")
+        if session is None or session.connected:
+            log.warning("refused a Logon from %r: unknown or already connected", msg.get(49))
+            return None
+        return session
+
+    async def _tick(self, session: Session, connection: _Connection) -> None:
+        loop = asyncio.get_running_loop()
+        while not connection.closed:
+            await asyncio.sleep(TICK)
+            if session.transport is not connection:
+                return
+            await loop.run_in_executor(self._pool, session.on_timer)
+
+
+class AcceptorThread:
+    """A FixAcceptor on its own event loop in a background thread (tests, notebooks)."""
+
+    def __init__(self, acceptor: FixAcceptor) -> None:
+        self.acceptor = acceptor
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="oms-fix-acceptor", daemon=True)
+
+    def start(self) -> int:
+        self._thread.start()
+        return asyncio.run_coroutine_threadsafe(self.acceptor.start(), self._loop).result(timeout=10)
+
+    def stop(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.acceptor.stop(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
