@@ -1,4 +1,6 @@
 # %% [markdown]
+# *The stored outputs below show a scratch book; **Run All** runs the pack again on a fresh scratch book of its own -- it never touches the shared book (to certify that, or another system, open `certify_a_system.ipynb`).*
+#
 # # Certification walk-through
 #
 # The certification pack, run here group by group against **a fresh embedded database on

@@ -212,6 +212,21 @@ def test_the_order_desk_by_clicks_in_a_real_browser(tmp_path: Path) -> None:
                 expect(history.locator("td")).to_have_count(0)  # no other order's events under it
                 history.scroll_into_view_if_needed()
                 views.screenshot(path=str(ARTIFACTS / "order_views_history.png"), full_page=False)
+
+                # 10. SQL on the live book, through the server: rows, and the three-way backend check
+                by_status = views.locator(".jp-CodeCell", has_text="GROUP BY status").locator(".jp-OutputArea")
+                expect(by_status).to_contain_text("EXECUTED")
+                expect(by_status).to_contain_text("NEW")
+                expect(by_status).not_to_contain_text("SQL needs the database file")
+                check = views.locator(".jp-CodeCell", has_text="backend_check(gw)").locator(".jp-OutputArea")
+                for source in ("gateway (get/orders)", "SQL (orders table)", "replay (order_events)"):
+                    expect(check).to_contain_text(source)
+                expect(check).not_to_contain_text("False")
+                expect(
+                    views.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+                ).to_have_count(0)
+                check.scroll_into_view_if_needed()
+                views.screenshot(path=str(ARTIFACTS / "order_views_sql_live.png"), full_page=False)
             finally:
                 browser.close()
         assert lab.stop() == 0
