@@ -11,6 +11,7 @@ unchanged; a refused create must create nothing.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
@@ -125,7 +126,7 @@ def run_command(case: CaseRun, action: str, spec: Any) -> str:
     kwargs = {k: case.template(v) for k, v in spec.input.items()}
     before = case.aliases.get(spec.order) if spec.order else None
     refusable = spec.refuse is not None or spec.may_refuse is not None
-    book_before = len(case.gw.orders()) if action == "create" and refusable else None
+    book_before = _book_size(case, kwargs) if action == "create" and refusable else None
     call: Callable[[], Order]
     if action == "create":
         call = lambda: case.gw.create(**kwargs)  # noqa: E731
@@ -147,7 +148,7 @@ def run_command(case: CaseRun, action: str, spec: Any) -> str:
             case.check_unchanged(before)  # raises StepFailed: nothing to chain to the refusal
             tail = "; order unchanged"
         if book_before is not None:
-            after = len(case.gw.orders())
+            after = _book_size(case, kwargs)
             if after != book_before:
                 raise StepFailed(
                     f"refused {refusal(e)}, but the book went from {book_before} to {after} orders"
@@ -172,6 +173,19 @@ def run_command(case: CaseRun, action: str, spec: Any) -> str:
     elif spec.order in case.aliases:
         case.aliases[spec.order] = order
     return summary(order)
+
+
+def _book_size(case: CaseRun, kwargs: dict[str, Any]) -> int:
+    """How many orders could be the create's: those of its symbol when it is a valid one (a
+    cheap filtered listing), else the whole book."""
+    symbol = kwargs.get("symbol")
+    if isinstance(symbol, str) and SYMBOL.fullmatch(symbol):
+        return len(case.gw.orders(symbol=symbol))
+    return len(case.gw.orders())
+
+
+SYMBOL = re.compile(r"[A-Za-z0-9._-]{1,16}")
+"""DESIGN.md's symbol rule: 1-16 letters, digits and . - _."""
 
 
 def acknowledgement_problems(
