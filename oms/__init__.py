@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from oms.client import RemoteGateway
     from oms.clock import Clock
     from oms.engine import Engine
+    from oms.fix.gateway import FixGateway
 
 __version__: str
 """The installed package's version, read on first use (importlib.metadata costs ~15 ms of
@@ -78,8 +79,15 @@ def open(
     return Engine(path, clock=clock, threads=threads, read_only=read_only)
 
 
-def connect(url: str, *, token: str | None = None, **kwargs: Any) -> RemoteGateway:
-    """The same gateway over the REST API of a running server (``oms serve``)."""
+def connect(url: str, *, token: str | None = None, **kwargs: Any) -> RemoteGateway | FixGateway:
+    """The same gateway over a running server (``oms serve``): its REST API for an
+    ``http(s)://`` URL, or a FIX 4.4 session for ``fix://HOST:PORT?sender=OURS&target=THEIRS``
+    (``oms serve --fix-port``; logged on before this returns). ``token`` is the REST API's
+    bearer token; a FIX session has none (it is identified by its CompIDs), so it is not used."""
+    if url[:6].lower() == "fix://":  # oms.fix.SCHEME, without importing the FIX face for REST
+        from oms.fix import connect as connect_fix
+
+        return connect_fix(url, **kwargs)
     from oms.client import RemoteGateway
 
     return RemoteGateway(url, token=token, **kwargs)

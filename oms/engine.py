@@ -18,9 +18,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import queue
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,10 @@ log = logging.getLogger("oms.engine")
 
 FOLD_EVERY = 10_000
 """Fold the projection snapshot forward after this many events (keeps the view's tail short)."""
+
+Committed = list[tuple[Action, Order]]
+"""What one commit accepted, in order: each command's action and the order as it left it."""
+Subscriber = Callable[[Committed], None]
 
 _open_files: dict[object, Engine] = {}
 """Open engines by file identity: ``(st_dev, st_ino)``, and the resolved path."""
@@ -132,6 +137,9 @@ class Engine:
         self._queue_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._closed = False
+        self._subscribers: tuple[Subscriber, ...] = ()
+        self._published: queue.SimpleQueue[Committed | threading.Event | None] | None = None
+        self._publisher: threading.Thread | None = None
 
     @property
     def target(self) -> str:
@@ -328,6 +336,73 @@ class Engine:
         self._client_order_ids |= staged_client_ids
         for order in staged.values():
             self._cache.put(order)
+        if self._subscribers:
+            self._publish(batch, answers)
+
+    # ---- subscribers ---------------------------------------------------------------
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Call ``callback(committed)`` after each commit of commands, with what it accepted:
+        ``[(action, order), ...]`` in decision order (refusals and ``bulk_create`` are not
+        reported). Returns the function that unsubscribes it.
+
+        Callbacks run on one background thread of the engine, in commit order, never while
+        the engine is locked: a command is answered without waiting for them, and a callback
+        may call the engine (even a command). A callback that raises is logged, and the
+        next commit calls it again. Unsubscribing returns once the commits made before it
+        have been delivered (unless called from a callback)."""
+        with self._queue_lock:
+            self._ensure_open()
+            if self._published is None:
+                self._published = queue.SimpleQueue()
+                self._publisher = threading.Thread(
+                    target=self._deliver, args=(self._published,), name="oms-engine-subscribers", daemon=True
+                )
+                self._publisher.start()
+            self._subscribers = (*self._subscribers, callback)
+
+        def unsubscribe() -> None:
+            published, publisher = self._published, self._publisher
+            if publisher is not None and publisher.is_alive() and publisher is not threading.current_thread():
+                assert published is not None
+                delivered = threading.Event()
+                published.put(delivered)
+                delivered.wait(timeout=10)
+            with self._queue_lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    def _publish(self, batch: list[_Ticket], answers: list[Order | OMSError]) -> None:
+        """Queue a commit's accepted results for the subscribers (under the write lock: in
+        commit order; a put never blocks)."""
+        committed = [
+            (ticket.command.action, answer)
+            for ticket, answer in zip(batch, answers, strict=True)
+            if not isinstance(answer, OMSError)
+        ]
+        if committed and self._published is not None:
+            self._published.put(committed)
+
+    def _deliver(self, published: queue.SimpleQueue[Committed | threading.Event | None]) -> None:
+        while (committed := published.get()) is not None:
+            if isinstance(committed, threading.Event):  # an unsubscribe waiting for what came before it
+                committed.set()
+                continue
+            for callback in self._subscribers:
+                try:
+                    callback(committed)
+                except Exception:
+                    log.exception("a subscriber of %s failed on a commit of %d results", self.path, len(committed))
+
+    def _stop_publisher(self) -> None:
+        """Deliver what is queued, then end the subscribers' thread."""
+        published, publisher = self._published, self._publisher
+        if published is None or publisher is None:
+            return
+        published.put(None)
+        if publisher is not threading.current_thread():  # a callback may close the engine
+            publisher.join(timeout=10)
 
     def _lookup(self, order_id: int) -> Order | None:
         order = self._cache.get(order_id)
@@ -472,8 +547,9 @@ class Engine:
                 failure = failure or e
             finally:
                 self._unregister()
-            if failure is not None:
-                raise failure
+        self._stop_publisher()
+        if failure is not None:
+            raise failure
 
     def _unregister(self) -> None:
         with _open_files_lock:

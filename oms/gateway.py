@@ -14,11 +14,12 @@ Beyond the gateway, small capabilities a gateway may offer, which callers ask fo
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self, runtime_checkable
 
+from oms.lifecycle import Action
 from oms.model import Order, OrderEvent
 
 if TYPE_CHECKING:
@@ -77,6 +78,16 @@ class SqlCapable(Protocol):
         """The rows of one SELECT as an Arrow table, the same on every transport. Raises
         SQL_REFUSED (anything that could write or reach beyond the book: nothing ran),
         SQL_ERROR, SQL_TIMEOUT, SQL_TOO_LARGE, VALIDATION_ERROR (a bad parameter)."""
+        ...
+
+
+@runtime_checkable
+class Subscribable(Protocol):
+    """A gateway that reports every commit, whichever face made it (``Engine.subscribe``)."""
+
+    def subscribe(self, callback: Callable[[list[tuple[Action, Order]]], None]) -> Callable[[], None]:
+        """Call ``callback`` with each commit's accepted ``(action, order)`` results, off the
+        command path; returns the function that unsubscribes it."""
         ...
 
 

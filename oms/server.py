@@ -7,6 +7,11 @@ unless told otherwise and refuses any other address without a token; on SIGTERM 
 Ctrl-C uvicorn finishes the requests in flight, then the engine is closed and the file
 released -- and when that close fails (the final checkpoint on a full disk), one line
 says so and the exit status is 1, never a clean 0.
+
+With ``--fix-port`` the same process also runs the FIX 4.4 acceptor (``oms.fix``) on the
+same engine and the same address: FIX sessions are not authenticated, so an address other
+than loopback also needs ``--fix-allow-remote``. On a stop the FIX sessions are logged out
+and the acceptor stopped before the engine closes.
 """
 
 from __future__ import annotations
@@ -16,10 +21,15 @@ import ipaddress
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 import oms
 from oms.errors import OMSError
 from oms.gateway import TOKEN_ENV
+
+if TYPE_CHECKING:
+    from oms.engine import Engine
+    from oms.fix.acceptor import AcceptorThread
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -32,6 +42,15 @@ def _port(text: str) -> int:
 
 DEFAULT_PORT = 8000
 HEAD_TIMEOUT = 10.0
+DEFAULT_FIX_SENDER = "OMS"
+DEFAULT_FIX_TARGET = "CLIENT"
+
+
+def _comp_id(text: str) -> str:
+    """A FIX CompID: 1-64 printable ASCII characters, no spaces."""
+    if not 1 <= len(text) <= 64 or any(not 0x21 <= ord(c) <= 0x7E for c in text):
+        raise argparse.ArgumentTypeError(f"must be 1-64 printable ASCII characters without spaces, got {text!r}")
+    return text
 
 
 def _seconds(text: str) -> float:
@@ -98,6 +117,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     parser.add_argument("--access-log", action="store_true", help="log every request (off by default: it costs)")
+    fix = parser.add_argument_group("FIX 4.4", "also accept FIX 4.4 sessions on the same engine and --host")
+    fix.add_argument("--fix-port", type=_port, metavar="N", help="the FIX acceptor's port (default: no FIX)")
+    fix.add_argument(
+        "--fix-sender", type=_comp_id, default=DEFAULT_FIX_SENDER, metavar="COMPID",
+        help="our SenderCompID (default: %(default)s)",
+    )  # fmt: skip
+    fix.add_argument(
+        "--fix-target", type=_comp_id, action="append", metavar="COMPID",
+        help=f"a counterparty's CompID, one session each (repeat; default: {DEFAULT_FIX_TARGET})",
+    )  # fmt: skip
+    fix.add_argument(
+        "--fix-allow-remote", action="store_true",
+        help="accept FIX sessions on a --host other than loopback (FIX logons are not authenticated)",
+    )  # fmt: skip
 
 
 def is_loopback(host: str) -> bool:
@@ -132,6 +165,10 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    fix_problem = _fix_problem(args)
+    if fix_problem is not None:
+        print(f"oms serve: {fix_problem}", file=sys.stderr)
+        return 2
     raise_fd_limit()
     protocol = GuardedHttpToolsProtocol.configured(
         max_head_bytes=GuardedHttpToolsProtocol.max_head_bytes,
@@ -154,8 +191,24 @@ def main(args: argparse.Namespace) -> int:
         print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
         return 1
     closed: list[bool] = []  # [True] once closed cleanly, [False] once the close failed
+    fix: list[AcceptorThread] = []  # the running FIX acceptor, until it is stopped
+    fix_failed: list[bool] = []
+
+    def stop_fix() -> None:
+        # Before the engine closes: the sessions are logged out, reports still due are stored.
+        if not fix:
+            return
+        try:
+            fix.pop().stop()
+        except Exception as e:
+            fix_failed.append(True)
+            reason = " ".join(f"{type(e).__name__}: {e}".split())
+            print(f"oms serve: the FIX acceptor did not stop cleanly: {reason}", file=sys.stderr, flush=True)
+            return
+        print("oms serve: FIX stopped; its sessions were logged out", file=sys.stderr, flush=True)
 
     def close() -> None:
+        stop_fix()
         if closed:
             return
         try:
@@ -179,6 +232,15 @@ def main(args: argparse.Namespace) -> int:
         if closed == [True]:
             print(f"oms serve: stopped; {args.db} closed", file=sys.stderr, flush=True)
 
+    if args.fix_port is not None:
+        try:
+            fix.append(_start_fix(gateway, args))
+        except (OSError, ValueError) as e:
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            print(f"oms serve: cannot serve FIX on {args.host}:{args.fix_port}: {reason}", file=sys.stderr)
+            close()
+            return 1
+
     try:
         config = uvicorn.Config(
             create_app(gateway, token=token, on_shutdown=stop),
@@ -197,4 +259,50 @@ def main(args: argparse.Namespace) -> int:
         server.run()
     finally:
         close()  # for a server that never started (port in use)
-    return 0 if server.started and closed == [True] else 1
+    return 0 if server.started and closed == [True] and not fix_failed else 1
+
+
+def _fix_problem(args: argparse.Namespace) -> str | None:
+    """Why the FIX options cannot be used as given, or None."""
+    if args.fix_port is None:
+        options = {
+            "--fix-sender": args.fix_sender != DEFAULT_FIX_SENDER,
+            "--fix-target": bool(args.fix_target),
+            "--fix-allow-remote": args.fix_allow_remote,
+        }
+        given = [name for name, used in options.items() if used]
+        return f"{', '.join(given)} without --fix-port: pass --fix-port N" if given else None
+    if args.fix_port == args.port:
+        return f"--fix-port and --port are both {args.port}: give FIX a port of its own"
+    if not is_loopback(args.host) and not args.fix_allow_remote:
+        return (
+            f"refusing to accept FIX sessions on {args.host}: FIX logons are not authenticated; "
+            f"pass --fix-allow-remote, or bind {DEFAULT_HOST}"
+        )
+    targets = args.fix_target or [DEFAULT_FIX_TARGET]
+    if args.fix_sender in targets:
+        return f"--fix-sender {args.fix_sender} is also a --fix-target"
+    return None
+
+
+def _start_fix(gateway: Engine, args: argparse.Namespace) -> AcceptorThread:
+    """The FIX acceptor over ``gateway``, listening. Raises OSError (the port), ValueError (the store)."""
+    from oms.fix.acceptor import AcceptorThread, FixAcceptor
+    from oms.fix.state import SqliteSessionStore, default_path
+
+    targets = list(dict.fromkeys(args.fix_target or [DEFAULT_FIX_TARGET]))
+    store = SqliteSessionStore(default_path(str(args.db)))
+    runner = AcceptorThread(
+        FixAcceptor(gateway, sender=args.fix_sender, targets=targets, store=store, host=args.host, port=args.fix_port)
+    )
+    try:
+        port = runner.start()
+    except BaseException:
+        runner.stop()
+        raise
+    print(
+        f"oms serve: FIX 4.4 on fix://{args.host}:{port} as {args.fix_sender} for {', '.join(targets)}",
+        file=sys.stderr,
+        flush=True,
+    )
+    return runner

@@ -7,11 +7,14 @@ timer ticks to the session in a worker thread, so sqlite commits and engine call
 block the loop. A session writes through ``_Connection.write``, which queues bytes onto
 the loop in call order.
 
-Reports nobody asked for -- a fill, or a cancel or modify made from another face -- reach
-the session that entered the order through ``notify``: ``FixAcceptor.gateway`` is the
-engine wrapped so that its accepted execute/modify/cancel calls notify (an in-process
-hook; see the package docstring for the engine-level hook that would cover REST too).
-A session that is logged out keeps them and gets them after its next logon.
+Reports nobody asked for -- a fill, or a cancel or modify made from another face (REST, a
+notebook, the engine itself) -- reach the session that entered the order: the acceptor
+subscribes to the engine's commits (``Engine.subscribe``) and reports every accepted
+execute, modify and cancel except the modifies and cancels its own sessions made (those
+are answered directly, with their ClOrdIDs). An engine without ``subscribe`` is wrapped
+instead (``NotifyingGateway``: only calls through ``FixAcceptor.gateway`` are reported).
+Reports go out on one thread, in commit order. A session that is logged out keeps them and
+gets them after its next logon.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
@@ -30,7 +33,7 @@ from oms.fix.codec import FrameReader, decode
 from oms.fix.mapping import EXEC_TYPE
 from oms.fix.session import Session
 from oms.fix.state import SessionKey, SessionStore, SqliteSessionStore
-from oms.gateway import Gateway, PriceInput
+from oms.gateway import Gateway, PriceInput, Subscribable
 from oms.lifecycle import Action
 from oms.model import Order, OrderEvent
 
@@ -65,13 +68,11 @@ class _Connection:
             self.loop.call_soon_threadsafe(self.writer.close)
 
 
-class NotifyingGateway:
-    """The acceptor's engine, whose accepted execute/modify/cancel calls are reported to the
-    FIX session that entered the order. Everything else is the engine's own."""
+class _Delegating:
+    """The Gateway protocol, every call passed to ``engine``."""
 
-    def __init__(self, engine: Gateway, acceptor: FixAcceptor) -> None:
+    def __init__(self, engine: Gateway) -> None:
         self.engine = engine
-        self._acceptor = acceptor
 
     @property
     def target(self) -> str:
@@ -93,19 +94,13 @@ class NotifyingGateway:
         )  # fmt: skip
 
     def modify(self, order_id: int, *, quantity: int | None = None, price: PriceInput | None = None) -> Order:
-        order = self.engine.modify(order_id, quantity=quantity, price=price)
-        self._acceptor.notify(order, Action.MODIFY)
-        return order
+        return self.engine.modify(order_id, quantity=quantity, price=price)
 
     def cancel(self, order_id: int) -> Order:
-        order = self.engine.cancel(order_id)
-        self._acceptor.notify(order, Action.CANCEL)
-        return order
+        return self.engine.cancel(order_id)
 
     def execute(self, order_id: int, *, price: PriceInput | None = None) -> Order:
-        order = self.engine.execute(order_id, price=price)
-        self._acceptor.notify(order, Action.EXECUTE)
-        return order
+        return self.engine.execute(order_id, price=price)
 
     def get(self, order_id: int) -> Order:
         return self.engine.get(order_id)
@@ -126,6 +121,106 @@ class NotifyingGateway:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+class NotifyingGateway(_Delegating):
+    """For an engine without ``subscribe``: the engine, whose accepted execute/modify/cancel
+    calls are reported to the FIX session that entered the order."""
+
+    def __init__(self, engine: Gateway, acceptor: FixAcceptor) -> None:
+        super().__init__(engine)
+        self._acceptor = acceptor
+
+    def modify(self, order_id: int, *, quantity: int | None = None, price: PriceInput | None = None) -> Order:
+        order = self.engine.modify(order_id, quantity=quantity, price=price)
+        self._acceptor.notify(order, Action.MODIFY)
+        return order
+
+    def cancel(self, order_id: int) -> Order:
+        order = self.engine.cancel(order_id)
+        self._acceptor.notify(order, Action.CANCEL)
+        return order
+
+    def execute(self, order_id: int, *, price: PriceInput | None = None) -> Order:
+        order = self.engine.execute(order_id, price=price)
+        self._acceptor.notify(order, Action.EXECUTE)
+        return order
+
+
+class OwnChanges:
+    """Tells the commits of the FIX sessions' own modifies and cancels (answered directly)
+    from everyone else's (reported unsolicited), whatever order the engine's report of a
+    commit and the return of the call that made it arrive in.
+
+    An accepted event is one ``(order_id, version)``. While a session's call on an order is
+    in flight, the engine's reports on that order are held; when the call returns, its own
+    event is dropped and the rest are released. A report arriving after the call returned
+    finds its event in ``_mine`` and is dropped."""
+
+    def __init__(self, report: Callable[[Order, Action], None]) -> None:
+        self._report = report
+        self._lock = threading.Lock()
+        self._inflight: dict[int, int] = {}
+        self._held: dict[int, list[tuple[Action, Order]]] = {}
+        self._mine: set[tuple[int, int]] = set()
+
+    def committed(self, action: Action, order: Order) -> None:
+        """The engine accepted ``action`` on ``order`` (from the engine's subscriber thread)."""
+        key = (order.order_id, order.version)
+        with self._lock:
+            if key in self._mine:
+                self._mine.discard(key)
+                return
+            if order.order_id in self._inflight:
+                self._held.setdefault(order.order_id, []).append((action, order))
+                return
+        self._report(order, action)
+
+    @contextlib.contextmanager
+    def making(self, order_id: int) -> Iterator[list[Order]]:
+        """Around a session's own call on ``order_id``; append the order it returns to the list."""
+        made: list[Order] = []
+        with self._lock:
+            self._inflight[order_id] = self._inflight.get(order_id, 0) + 1
+        try:
+            yield made
+        finally:
+            mine = (made[0].order_id, made[0].version) if made else None
+            released: list[tuple[Action, Order]] = []
+            with self._lock:
+                left = self._inflight.pop(order_id) - 1
+                if left:
+                    self._inflight[order_id] = left
+                kept: list[tuple[Action, Order]] = []
+                for action, order in self._held.pop(order_id, []):
+                    if mine is not None and (order.order_id, order.version) == mine:
+                        mine = None
+                    else:
+                        (kept if left else released).append((action, order))
+                if kept:
+                    self._held[order_id] = kept
+                if mine is not None:
+                    self._mine.add(mine)
+            for action, order in released:
+                self._report(order, action)
+
+
+class _SessionsGateway(_Delegating):
+    """The engine as the FIX application uses it: its modifies and cancels are its own."""
+
+    def __init__(self, engine: Gateway, own: OwnChanges) -> None:
+        super().__init__(engine)
+        self._own = own
+
+    def modify(self, order_id: int, *, quantity: int | None = None, price: PriceInput | None = None) -> Order:
+        with self._own.making(order_id) as made:
+            made.append(self.engine.modify(order_id, quantity=quantity, price=price))
+        return made[0]
+
+    def cancel(self, order_id: int) -> Order:
+        with self._own.making(order_id) as made:
+            made.append(self.engine.cancel(order_id))
+        return made[0]
 
 
 class FixAcceptor:
@@ -152,10 +247,21 @@ class FixAcceptor:
         self.store: SessionStore = store if store is not None else SqliteSessionStore()
         self.host, self.port = host, port
         self.sender = sender
-        self.app = OrderApplication(engine, self.store)
+        self.own = OwnChanges(self.notify)
+        self._unsubscribe: Callable[[], None] | None = None
+        self.gateway: Gateway
+        """The engine as other faces in this process should use it: the engine itself when it
+        reports its commits (every face is then reported), else wrapped."""
+        if isinstance(engine, Subscribable):
+            self.app = OrderApplication(_SessionsGateway(engine, self.own), self.store)
+            self.gateway = engine
+            self._unsubscribe = engine.subscribe(self._on_commit)
+        else:
+            self.app = OrderApplication(engine, self.store)
+            self.gateway = NotifyingGateway(engine, self)
         self.sessions = {t: Session(SessionKey(sender, t), self.store, self.app) for t in targets}
-        self.gateway = NotifyingGateway(engine, self)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oms-fix")
+        self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oms-fix-reports")  # in order
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
@@ -165,12 +271,18 @@ class FixAcceptor:
 
     # ---- unsolicited reports ---------------------------------------------------------
 
+    def _on_commit(self, committed: list[tuple[Action, Order]]) -> None:
+        """The engine's report of a commit, from any face (its subscriber thread)."""
+        for action, order in committed:
+            if action is not Action.CREATE:  # a FIX create is answered; another face's has no session
+                self.own.committed(action, order)
+
     def notify(self, order: Order, action: Action) -> None:
         """Report ``order`` after ``action`` (made from another face) to the session that
-        entered it, if one did. Returns at once: the report is sent from a worker thread."""
+        entered it, if one did. Returns at once: reports are sent from one thread, in order."""
         if not self._stopping:
             with contextlib.suppress(RuntimeError):  # the pool is shut down
-                self._pool.submit(self._report, order, action)
+                self._reports.submit(self._report, order, action)
 
     def _report(self, order: Order, action: Action) -> None:
         try:
@@ -192,10 +304,13 @@ class FixAcceptor:
 
     async def stop(self) -> None:
         """Log every session out, close every connection, release the session store."""
+        loop = asyncio.get_running_loop()
+        if self._unsubscribe is not None:  # after the reports of the commits made so far
+            await loop.run_in_executor(self._pool, self._unsubscribe)
+            self._unsubscribe = None
         self._stopping = True
         if self._server is not None:
             self._server.close()
-        loop = asyncio.get_running_loop()
         for session in self.sessions.values():
             if session.logged_on:
                 await loop.run_in_executor(self._pool, session.logout, "the server is stopping")
@@ -207,6 +322,7 @@ class FixAcceptor:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=5)
+        self._reports.shutdown(wait=True)
         self._pool.shutdown(wait=True)
         self.store.close()
 
