@@ -319,10 +319,10 @@ def _check_references(cid: str, steps: list[Step]) -> None:
 # ---- generated from the lifecycle table -------------------------------------------------
 
 VARIANTS: tuple[dict[str, Any], ...] = (
-    {"side": "BUY", "order_type": "LIMIT", "price": "100.5"},
-    {"side": "SELL", "order_type": "LIMIT", "price": "100.5", "client_order_id": "{run}-%s"},
-    {"side": "BUY", "order_type": "MARKET", "client_order_id": "{run}-%s"},
-    {"side": "SELL", "order_type": "MARKET"},
+    {"side": "BUY", "order_type": "LIMIT", "price": "100.5", "quantity": 100},
+    {"side": "SELL", "order_type": "LIMIT", "price": "100.5", "client_order_id": "{run}-%s", "quantity": 1000001},
+    {"side": "BUY", "order_type": "MARKET", "client_order_id": "{run}-%s", "quantity": 999999999},
+    {"side": "SELL", "order_type": "MARKET", "quantity": 123456789},
 )
 """Each generated rule runs on every side x order type, with and without a client order id:
 a rule kept for one kind of order only is still a broken rule."""
@@ -330,7 +330,10 @@ FILL_PRICE = "100.5"
 """The price a MARKET order is executed at when the price is not what a case is about."""
 _UNKNOWN_READS = ("get", "events")
 
-QUANTITY: dict[str, list[Any]] = {"refused": [0, -5, 2.5, 1000000001, "abc"], "accepted": [1, 1000000000]}
+QUANTITY: dict[str, list[Any]] = {
+    "refused": [0, -5, 2.5, 1000000001, 4294967396, 18446744073709551617, "abc"],
+    "accepted": [1, 1000000000, 123456789, 999999999],
+}
 PRICE: dict[str, list[Any]] = {
     "refused": ["0", "-3", "1.23456", "1000000000000", "1E-7", "abc"],
     "accepted": ["0.0001", "999999999999.9999"],
@@ -369,12 +372,14 @@ def generated_cases() -> list[Case]:
     return cases
 
 
-def _order(i: int, symbol: str, *, quantity: Any = 100, tag: str = "") -> dict[str, Any]:
+def _order(i: int, symbol: str, *, quantity: Any = None, tag: str = "") -> dict[str, Any]:
     """The create input of variant ``i`` (its client order id unique to the case and run)."""
     v = dict(VARIANTS[i])
+    if quantity is not None:
+        v["quantity"] = quantity
     if "client_order_id" in v:
         v["client_order_id"] = v["client_order_id"] % f"{tag or symbol}-{i}"
-    return {"symbol": symbol, "quantity": quantity, **v}
+    return {"symbol": symbol, **v}
 
 
 def _is_market(i: int) -> bool:
@@ -384,8 +389,8 @@ def _is_market(i: int) -> bool:
 def _command_input(action: str, i: int) -> dict[str, Any]:
     """The input of a lifecycle command on variant ``i``: a MARKET order is executed at a
     price, so the refusal a case checks is the transition's, never a missing price."""
-    if action == "modify":
-        return {"input": {"quantity": 50}}
+    if action == "modify":  # large orders stay large: a rule broken only above some size is still broken
+        return {"input": {"quantity": VARIANTS[i]["quantity"] + 1}}
     if action == "execute":
         return {"input": {"price": FILL_PRICE} if _is_market(i) else {}}
     return {}
@@ -411,6 +416,8 @@ def _cell_case(status: str, action: str, to: str | None) -> Case:
                 }
             )
         command: dict[str, Any] = {"action": action, "order": alias, **_command_input(action, i)}
+        if to is not None:  # the change must move updated_at: let the clock move first
+            steps.append({"action": "wait", "ms": 2})
         if to is None:
             command["refuse"] = {"code": "INVALID_TRANSITION", "message_contains": [action, status]}
             last: dict[str, Any] = {
@@ -420,7 +427,7 @@ def _cell_case(status: str, action: str, to: str | None) -> Case:
                 "from_status": status,
             }
         else:
-            command["expect"] = {"status": to}
+            command["expect"] = {"status": to, "updated_after": alias}
             last = {"action": action, "accepted": True, "to_status": to}
         steps.append(command)
         steps.append({"action": "events", "order": alias, "expect": {"last": last}, "if_offered": True})
@@ -497,7 +504,7 @@ def _create_quantity() -> list[dict[str, Any]]:
             steps.append(_refused("create", "quantity", input=_order(i, "FBQ", quantity=q)))
     steps.append({"action": "unchanged", "since": "before"})
     for i in range(len(VARIANTS)):
-        q = QUANTITY["accepted"][i % 2]
+        q = QUANTITY["accepted"][i % len(QUANTITY["accepted"])]
         steps.append(
             {"action": "create", "input": _order(i, "FBQ", quantity=q), "as": f"o{i + 1}", "expect": {"quantity": q}}
         )
@@ -527,7 +534,7 @@ def _modify_quantity() -> list[dict[str, Any]]:
         steps.append({"action": "create", "input": _order(i, "FBMQ"), "as": alias})
         for q in QUANTITY["refused"]:
             steps.append(_refused("modify", "quantity", order=alias, input={"quantity": q}))
-        q = QUANTITY["accepted"][(i + 1) % 2]
+        q = QUANTITY["accepted"][(i + 1) % len(QUANTITY["accepted"])]
         steps.append({"action": "modify", "order": alias, "input": {"quantity": q}, "expect": {"quantity": q}})
     return steps
 

@@ -283,7 +283,8 @@ class WireGateway:
         if problems:
             raise ContractViolation(f"{where} answered {status}: " + "; ".join(problems))
         detail = payload["detail"]
-        return _raise(from_code(str(code), detail["message"], detail.get("errors")))
+        errors = [{**e, "field": leaf(e["field"])} for e in detail["errors"]] if detail.get("errors") else None
+        return _raise(from_code(str(code), detail["message"], errors))
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -317,6 +318,11 @@ def encode(fields: dict[str, Any]) -> str:
         else:
             parts.append(f"{json.dumps(key)}: {json.dumps(value)}")
     return "{" + ", ".join(parts) + "}"
+
+
+def leaf(field: str) -> str:
+    """The field a path names: ``body.quantity`` and ``/body/quantity`` name ``quantity``."""
+    return field.replace("/", ".").rstrip(".").rsplit(".", 1)[-1] if field else field
 
 
 def _raise(e: OMSError) -> Any:

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from oms.certification.steps._base import CaseRun, Code, Spec, StepKind, register
 from oms.certification.values import StepFailed, text
-from oms.certification.wire import error_shape_problems
+from oms.certification.wire import error_shape_problems, leaf
 
 
 class HttpExpect(Spec):
@@ -77,7 +77,7 @@ class Http(StepKind):
         detail = payload.get("detail") if isinstance(payload, dict) else None
         code = detail.get("code") if isinstance(detail, dict) else None
         errors = detail.get("errors") if isinstance(detail, dict) else None
-        fields = [e.get("field") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
+        fields = [leaf(str(e.get("field"))) for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
         body = spec.body if spec.body is not None else (text(spec.json_) if spec.json_ is not None else "")
         case.evidence("http", [f"{spec.method} {path}", str(body), str(status), str(code)])
         actual = f"{status} {code or ''}".strip() + (f" naming {', '.join(map(str, fields))}" if fields else "")

@@ -105,6 +105,19 @@ class Orders(StepKind):
             f"{a} (#{case.aliases[a].order_id}) listed" for a in want.excludes if case.aliases[a].order_id in listed
         ]
         status, symbol = filters.get("status"), filters.get("symbol")
+        if filters:  # every order of the whole book that matches, not only the case's
+            everyone = case.gw.orders()
+            matching = [
+                o.order_id
+                for o in everyone
+                if (not status or o.status.value == status) and (not symbol or o.symbol == symbol.upper())
+            ]
+            if matching != ids:
+                lost = sorted(set(matching) - listed)
+                problems.append(
+                    f"the filter {request} answers {len(ids)} orders, the full listing has {len(matching)} that match"
+                    + (f", e.g. #{lost[0]} is missing" if lost else "")
+                )
         wrong = [
             o.order_id
             for o in listing
