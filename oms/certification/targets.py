@@ -181,7 +181,8 @@ class EmbeddedTarget(Target):
 
     def _child(self, request: dict[str, Any]) -> subprocess.Popen[str]:
         """A started child (the standby one if there is one) that now owns the database."""
-        child, self._standby = self._standby or _spawn_child(), None
+        child = self._standby or _spawn_child()
+        self._standby = _spawn_child()  # the next kill -9 (a case may crash again) starts warm
         self._child_start = self._clock() if self.simulated else None
         clock_start = self._child_start.isoformat() if self._child_start else ""
         self._engine.close()  # the child must own the file: DuckDB locks it per process
