@@ -276,14 +276,15 @@ class CaseRun:
             earlier = self.aliases[expect.updated_after].updated_at
             if not order.updated_at > earlier:
                 problems.append(
-                    f"updated_at {ts(order.updated_at)} is not after {ts(earlier)}: the change did not move it"
+                    f"updated_at {format_ts(order.updated_at)} is not after {format_ts(earlier)}: "
+                    "the change did not move it"
                 )
         if expect.current_time and not getattr(self.target, "simulated", False):
             for name in ("created_at", "updated_at"):
                 at = getattr(order, name)
                 skew = abs((at - datetime.now(UTC)).total_seconds())
                 if skew > CLOCK_SKEW_S:
-                    problems.append(f"{name} {ts(at)} is {skew / 3600:.1f} h from the UTC time now")
+                    problems.append(f"{name} {format_ts(at)} is {skew / 3600:.1f} h from the UTC time now")
         if expect.id_below_unknown and not order.order_id < self.runner.unknown_id():
             problems.append(f"order_id {order.order_id} jumped past the unknown id {self.runner.unknown_id()}")
         for key, want in expect.wanted().items():
@@ -310,10 +311,6 @@ STEMS = {"modify": "modif", "cancel": "cancel", "execute": "execut", "create": "
 
 def _stem(word: str) -> str:
     return STEMS.get(word.lower(), word.lower())
-
-
-def ts(at: datetime) -> str:
-    return format_ts(at)
 
 
 __all__ = [

@@ -105,29 +105,25 @@ class Orders(StepKind):
             f"{a} (#{case.aliases[a].order_id}) listed" for a in want.excludes if case.aliases[a].order_id in listed
         ]
         status, symbol = filters.get("status"), filters.get("symbol")
+
+        def matches(o: Any) -> bool:
+            """The filter as DESIGN.md means it: the status, and the symbol as stored (upper-case)."""
+            return (not status or o.status.value == status) and (not symbol or o.symbol == symbol.upper())
+
         if filters:  # every order of the whole book that matches, not only the case's
             everyone = case.gw.orders()
-            matching = [
-                o.order_id
-                for o in everyone
-                if (not status or o.status.value == status) and (not symbol or o.symbol == symbol.upper())
-            ]
+            matching = [o.order_id for o in everyone if matches(o)]
             if matching != ids:
                 lost = sorted(set(matching) - listed)
                 problems.append(
                     f"the filter {request} answers {len(ids)} orders, the full listing has {len(matching)} that match"
                     + (f", e.g. #{lost[0]} is missing" if lost else "")
                 )
-        wrong = [
-            o.order_id
-            for o in listing
-            if (status and o.status.value != status) or (symbol and o.symbol != symbol.upper())
-        ]
+        wrong = [o.order_id for o in listing if not matches(o)]
         if wrong:
             problems.append(f"orders {wrong[:5]} do not match the filter {request}")
         for alias, known in case.aliases.items():  # every order of the case that matches must be listed
-            matches = (not status or known.status.value == status) and (not symbol or known.symbol == symbol.upper())
-            if matches and known.order_id not in listed and alias not in want.excludes:
+            if matches(known) and known.order_id not in listed and alias not in want.excludes:
                 problems.append(
                     f"{alias} (#{known.order_id}, {known.status.value} {known.symbol}) matches but is not listed"
                 )
