@@ -171,10 +171,10 @@ def test_the_checklist_file_is_identified_by_its_sha256() -> None:
     assert load().sha256 == hashlib.sha256(DEFAULT_CHECKLIST.read_bytes()).hexdigest()
 
 
-def test_mandatory_cases_need_only_the_tiers_the_http_face_and_the_faculties() -> None:
+def test_mandatory_cases_need_only_the_tiers_the_faces_and_the_faculties() -> None:
     from oms.certification import needs
 
-    allowed = set(needs.TIERS) | set(needs.FACES) | set(needs.FACULTIES)
+    allowed = set(needs.TIERS) | set(needs.OPERATIONS) | set(needs.FACES) | set(needs.FACULTIES)
     for case in load().cases:
         if case.mandatory:
             assert set(case.needs) <= allowed, case.id

@@ -44,14 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument(
         "--target",
         metavar="PATH|URL",
-        help="a DuckDB file (embedded engine) or the URL of a running server "
+        help="a DuckDB file (embedded engine), the URL of a running server, or a FIX 4.4 system "
+        "fix://HOST:PORT?sender=OURS&target=THEIRS[&rest=http://HOST:PORT] "
         "(default: a fresh embedded database with the simulated clock)",
     )
     where.add_argument(
         "--serve",
         metavar="CMD",
-        help="start the system under test with CMD, which contains {port} and {db} "
-        '(e.g. "oms serve --db {db} --port {port}"); it may be stopped, killed and restarted',
+        help="start the system under test with CMD, which contains {port} (HTTP) and/or {fix_port} "
+        '(FIX 4.4) and usually {db} (e.g. "oms serve --db {db} --port {port} --fix-port {fix_port}"); '
+        "it may be stopped, killed and restarted",
     )
     where.add_argument(
         "--retest",
@@ -61,6 +63,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument("--check", metavar="YAML", help="check a checklist file against the schema, run nothing")
     parser.add_argument("--token", help="bearer token for a --target URL that requires one")
+    parser.add_argument(
+        "--fix-comp-ids",
+        metavar="OURS:THEIRS",
+        default=":".join(needs_.DEFAULT_FIX_IDS),
+        help="the CompIDs of the FIX session with a --serve system: the pack's SenderCompID and the "
+        "system's (default: %(default)s, oms serve's)",
+    )
     parser.add_argument(
         "--offers",
         metavar="NAMES",
@@ -169,7 +178,10 @@ def certify(
     _check_out(out)
     run_dir = new_run_dir(out)
     try:
-        target = make_target(invocation["target"], invocation["serve"], token=token, log=run_dir / "server.log")
+        ours, _, theirs = (invocation.get("fix_comp_ids") or ":".join(needs_.DEFAULT_FIX_IDS)).partition(":")
+        target = make_target(
+            invocation["target"], invocation["serve"], token=token, log=run_dir / "server.log", fix_ids=(ours, theirs)
+        )
     except (TargetError, OSError) as e:
         raise Refused(f"the target could not be started: {e}") from None
     except Exception as e:
@@ -187,12 +199,15 @@ def certify(
 
 def invocation_for(
     target: str | None = None, serve: str | None = None, *, offers: str | None = None, require: str = "",
-    checklist: str = str(DEFAULT_CHECKLIST),
+    checklist: str = str(DEFAULT_CHECKLIST), fix_comp_ids: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """How a run names its target (kept in results.json: what ``--retest`` reaches again)."""
     identity = f"serve: {serve}" if serve else (f"target: {target}" if target else "embedded: fresh")
-    return {"identity": identity, "target": target, "serve": serve, "offers": offers, "require": require,
-            "checklist": checklist}  # fmt: skip
+    out = {"identity": identity, "target": target, "serve": serve, "offers": offers, "require": require,
+           "checklist": checklist}  # fmt: skip
+    if fix_comp_ids and fix_comp_ids != ":".join(needs_.DEFAULT_FIX_IDS):
+        out["fix_comp_ids"] = fix_comp_ids
+    return out
 
 
 def _names(text: str, option: str) -> frozenset[str]:
@@ -209,7 +224,12 @@ def _invocation(args: argparse.Namespace, previous: dict[str, Any] | None) -> di
         if not inv:
             raise Refused(f"{previous['run']} does not say how its target was reached; run it again instead")
         return inv
-    return invocation_for(args.target, args.serve, offers=args.offers, require=args.require, checklist=args.checklist)
+    ids = args.fix_comp_ids
+    if ids.count(":") != 1 or not all(ids.split(":")):
+        raise Refused(f"--fix-comp-ids: expected OURS:THEIRS (two CompIDs), got {ids!r}")
+    return invocation_for(
+        args.target, args.serve, offers=args.offers, require=args.require, checklist=args.checklist, fix_comp_ids=ids
+    )
 
 
 def _previous(args: argparse.Namespace) -> dict[str, Any]:

@@ -103,6 +103,11 @@ class RunResult:
         return self.offer.names if self.offer else frozenset(needs_.OFFERABLE)
 
     @property
+    def lacking(self) -> frozenset[str]:
+        """Operations of the core tier the target's face lacks (execute, listing over FIX)."""
+        return frozenset(self.offer.lacking) if self.offer else frozenset()
+
+    @property
     def missing_required(self) -> list[str]:
         return [n for n in needs_.OFFERABLE if n in self.required and n not in self.offers]
 
@@ -125,7 +130,7 @@ class RunResult:
     @property
     def verdict_line(self) -> str:
         """``CERTIFIED (core, read, audit; extensions: events_log, sql)``."""
-        out = f"{self.verdict} ({needs_.offer_text(self.offers)})"
+        out = f"{self.verdict} ({needs_.offer_text(self.offers, self.lacking)})"
         optional = [r.case.id for r in self.results if r.status == FAIL and not r.case.mandatory]
         if optional:
             out += f" -- optional cases failed: {', '.join(optional)}"
@@ -198,6 +203,8 @@ class Runner:
         """The system offers this tier or extension, or the target has this faculty."""
         if name in needs_.FACULTIES:
             return name in self.target.capabilities
+        if name in needs_.OPERATIONS:
+            return self.offers_now("core") and name not in self.offer.lacking
         return name in self.offer.names and name not in self._absent
 
     def saw_id(self, order_id: int) -> None:
@@ -220,6 +227,7 @@ class Runner:
                 progress(i, len(selected), result)
         confirmed = self.offer.names - self._absent - (self.offer.tentative - self._used)
         offer = Offer(confirmed, self.offer.how, list(self.offer.probes), self.offer.server, self.offer.probe_id)
+        offer.lacking = dict(self.offer.lacking)
         return RunResult(
             self.checklist,
             self.target.kind,
@@ -242,6 +250,8 @@ class Runner:
             offered = [n for n in absent if n not in needs_.FACULTIES]
             status = NOT_APPLICABLE if offered else NOT_RUN
             reason = _absent_reason(self.target.kind, offered or absent, offered=bool(offered))
+            why = [self.offer.lacking[n] for n in absent if n in self.offer.lacking]
+            reason += f" ({'; '.join(why)})" if why else ""
             steps = [
                 StepResult(i, s.action, self.expand(s.describe()), self.expand(s.expected()), status.lower(), None)
                 for i, s in enumerate(case.steps, 1)
@@ -290,7 +300,8 @@ class Runner:
             self._used.update(step.needs)
             return FAIL, f"{where}: {e}", str(e), False
         except ContractViolation as e:
-            return FAIL, f"{where}: breaks the REST contract: {e}", f"breaks the REST contract: {e}", False
+            broken = f"breaks {getattr(e, 'contract', 'the REST contract')}: {e}"
+            return FAIL, f"{where}: {broken}", broken, False
         except NotOffered as e:
             self._absent.add("sql") if step.action == "sql" else None
             return NOT_APPLICABLE, str(e), f"not applicable: {e}", None

@@ -45,6 +45,7 @@ from typing import Any
 import oms
 from oms.certification import needs as needs_
 from oms.certification._child import Op, apply_ops, stream_order
+from oms.certification.fixwire import FixClient, FixSessionEnded, FixWireGateway
 from oms.certification.values import NotOffered, NotSupported
 from oms.certification.wire import WireGateway
 from oms.gateway import Gateway
@@ -73,6 +74,8 @@ class Offer:
     """The order the probe created, if it created one."""
     tentative: frozenset[str] = frozenset()
     """Offered names confirmed only when a step uses them (``sql`` of a managed server)."""
+    lacking: dict[str, str] = field(default_factory=dict)
+    """Operations of the core tier its face lacks (``needs.OPERATIONS``), and why."""
 
 
 def declared(names: frozenset[str]) -> Offer:
@@ -124,6 +127,11 @@ class Target:
 
     def resume(self) -> None:
         """Make sure the system is up again (after a backend read stopped it)."""
+
+    def fix_client(self) -> FixClient:
+        """A new raw FIX session to the system (connected, not logged on), the gateway's own
+        session logged out first (an acceptor takes one session per CompID pair)."""
+        raise NotSupported(f"the {self.kind} target has no FIX face")
 
     def close(self) -> None:
         """Release everything the target started. Idempotent."""
@@ -336,6 +344,140 @@ class RemoteTarget(Target):
         self._gateway.close()
 
 
+# ---- FIX -------------------------------------------------------------------------------------
+
+FIX_LACKS = {
+    "execute": "FIX has no message to execute an order, and the target has no HTTP face",
+    "listing": "FIX has no message to list the book, and the target has no HTTP face",
+}
+DEFAULT_FIX_IDS = needs_.DEFAULT_FIX_IDS
+
+
+class FixFace:
+    """The FIX face of a target: one strict gateway whose session is logged on when first
+    used and again after each restart (what it learnt of the orders is kept across)."""
+
+    def __init__(self, host: str, port: int, sender: str, target: str, rest: WireGateway | None) -> None:
+        self.host, self.port, self.sender, self.target = host, port, sender, target
+        self.rest = rest
+        self._gateway: FixWireGateway | None = None
+
+    @property
+    def url(self) -> str:
+        return f"fix://{self.host}:{self.port}?sender={self.sender}&target={self.target}"
+
+    def client(self) -> FixClient:
+        return FixClient(self.host, self.port, sender=self.sender, target=self.target)
+
+    @property
+    def gateway(self) -> FixWireGateway:
+        if self._gateway is None:
+            self._gateway = FixWireGateway(self._logged_on(), rest=self.rest)
+        elif self._gateway.client.ended:
+            self._gateway.client = self._logged_on()
+        return self._gateway
+
+    def _logged_on(self) -> FixClient:
+        try:
+            client = self.client()
+            client.logon(reset=True)
+        except FixSessionEnded as e:
+            raise TargetError(str(e)) from None
+        return client
+
+    def rebind(self, rest: WireGateway | None) -> None:
+        """After a restart: the new HTTP connection, and a new Logon at the next use."""
+        self.rest = rest
+        if self._gateway is not None:
+            self._gateway.rest = rest
+            self._gateway.client.close()
+
+    def release(self) -> None:
+        """Log the gateway's session out (the next use logs on again)."""
+        if self._gateway is not None and not self._gateway.client.ended:
+            self._gateway.client.logout()
+
+    def offer(self, rest_offer: Offer | None) -> Offer:
+        """With an HTTP face, what it offers plus ``fix``; without, core (without execute and
+        listing) and read (OrderStatusRequest) over FIX."""
+        self.gateway  # noqa: B018 - the Logon is the probe
+        probe = (f"Logon to {self.url}", "Logon answered", "fix offered")
+        if rest_offer is not None:
+            rest_offer.names = rest_offer.names | {"fix"}
+            rest_offer.probes.insert(0, probe)
+            assert self._gateway is not None
+            self._gateway.rest_read = "read" in rest_offer.names
+            return rest_offer
+        how = "probed over FIX (a Logon); no HTTP face"
+        return Offer(frozenset({"core", "read", "fix"}), how, [probe], lacking=dict(FIX_LACKS))
+
+    def close(self) -> None:
+        self.release()
+        if self.rest is not None:
+            self.rest.close()
+
+
+def parse_fix_url(url: str) -> tuple[str, int, str, str, str | None]:
+    """``fix://HOST:PORT?sender=OURS&target=THEIRS[&rest=http://...]`` -> its parts."""
+    from urllib.parse import parse_qs, urlsplit
+
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.scheme != "fix" or not parts.hostname or not parts.port:
+        raise TargetError(f"not a fix://HOST:PORT URL: {url!r}")
+    unknown = sorted(set(query) - {"sender", "target", "rest"})
+    if unknown:
+        raise TargetError(f"{url!r}: unknown parameter {', '.join(unknown)} (sender, target, rest)")
+    sender, target = query.get("sender", DEFAULT_FIX_IDS[0]), query.get("target", DEFAULT_FIX_IDS[1])
+    return parts.hostname, parts.port, sender, target, query.get("rest")
+
+
+class FixTarget(Target):
+    """A FIX 4.4 system someone else runs (``--target fix://...``), with its HTTP face when
+    ``rest=URL`` names one (for execute, the listing and the audit log)."""
+
+    kind = "fix"
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self, url: str, token: str | None = None) -> None:
+        host, port, sender, target, rest = parse_fix_url(url)
+        self.rest_url = rest
+        self.face = FixFace(host, port, sender, target, WireGateway(rest, token=token) if rest else None)
+
+    @property
+    def description(self) -> str:
+        http = f" with its HTTP face at {self.rest_url}" if self.rest_url else ""
+        return f"FIX system at {self.face.url}{http}"
+
+    @property
+    def gateway(self) -> Gateway:
+        return self.face.gateway  # type: ignore[return-value]
+
+    def offer(self, declared_names: frozenset[str] | None = None) -> Offer:
+        rest = self.face.rest
+        if declared_names is not None:
+            rest_offer: Offer | None = declared(declared_names)
+        else:
+            rest_offer = probe(rest) if rest is not None else None
+        if rest_offer is not None:
+            rest_offer.names = rest_offer.names | {"raw_http"}
+        return self.face.offer(rest_offer)
+
+    def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
+        if self.face.rest is None:
+            raise NotSupported("the FIX target has no HTTP face (give rest=URL)")
+        if json_body is not None:
+            body = json.dumps(json_body)
+        return self.face.rest.request(method, path, body)  # type: ignore[no-any-return]
+
+    def fix_client(self) -> FixClient:
+        self.face.release()
+        return self.face.client()
+
+    def close(self) -> None:
+        self.face.close()
+
+
 # ---- managed ---------------------------------------------------------------------------------
 
 
@@ -353,12 +495,21 @@ class ManagedTarget(RemoteTarget):
     capabilities = frozenset({"restart", "crash"})
     fresh = True
 
-    def __init__(self, command: str, *, workdir: str | os.PathLike[str] | None = None, log: Path | None = None) -> None:
-        if "{port}" not in command:
-            raise TargetError("--serve needs {port} in the command (and usually {db})")
+    def __init__(
+        self,
+        command: str,
+        *,
+        workdir: str | os.PathLike[str] | None = None,
+        log: Path | None = None,
+        fix_ids: tuple[str, str] = DEFAULT_FIX_IDS,
+    ) -> None:
+        if "{port}" not in command and "{fix_port}" not in command:
+            raise TargetError("--serve needs {port} (HTTP) or {fix_port} (FIX) in the command (and usually {db})")
         self._tmp = tempfile.TemporaryDirectory(prefix="oms-certify-serve-")
         self.command = command
+        self.has_http = "{port}" in command
         self.port = free_port()
+        self.fix_port = free_port() if "{fix_port}" in command else None
         self.db = str(Path(workdir or self._tmp.name) / "oms.duckdb")
         self.log_path = log or Path(self._tmp.name) / "server.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -370,13 +521,43 @@ class ManagedTarget(RemoteTarget):
             self._tmp.cleanup()
             raise
         super().__init__(f"http://127.0.0.1:{self.port}")
+        self.face: FixFace | None = None
+        if self.fix_port is not None:
+            rest = self._gateway if self.has_http else None
+            self.face = FixFace("127.0.0.1", self.fix_port, *fix_ids, rest)
 
     @property
     def description(self) -> str:
         return f"managed server: {self.command}"
 
+    @property
+    def gateway(self) -> Gateway:
+        return self.face.gateway if self.face is not None else self._gateway  # type: ignore[return-value]
+
+    def fix_client(self) -> FixClient:
+        if self.face is None:
+            raise NotSupported("the managed server has no FIX face (no {fix_port} in its command)")
+        self.resume()
+        self.face.release()
+        return self.face.client()
+
+    def http(self, method: str, path: str, *, body: str | None = None, json_body: Any = None) -> tuple[int, Any]:
+        if not self.has_http:
+            raise NotSupported("the managed server has no HTTP face (no {port} in its command)")
+        return super().http(method, path, body=body, json_body=json_body)
+
+    def _reconnect(self) -> None:
+        super()._reconnect()
+        if self.face is not None:
+            self.face.rebind(self._gateway if self.has_http else None)
+
     def offer(self, declared_names: frozenset[str] | None = None) -> Offer:
-        offer = super().offer(declared_names)
+        if self.face is not None and not self.has_http:
+            offer = self.face.offer(declared(declared_names) if declared_names is not None else None)
+        else:
+            offer = super().offer(declared_names)
+            if self.face is not None:
+                offer = self.face.offer(offer)
         if declared_names is None:  # its database file is read when a sql case first needs it
             offer.names = offer.names | {"sql"}
             offer.tentative = frozenset({"sql"})
@@ -388,6 +569,7 @@ class ManagedTarget(RemoteTarget):
     def argv(self) -> list[str]:
         python = shlex.quote(sys.executable)
         text = self.command.replace("{python}", python).replace("{port}", str(self.port))
+        text = text.replace("{fix_port}", str(self.fix_port))
         return shlex.split(text.replace("{db}", shlex.quote(self.db)))
 
     def _start(self) -> None:
@@ -413,9 +595,29 @@ class ManagedTarget(RemoteTarget):
         self._wait_ready()
 
     def _wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        if self.has_http:
+            self._wait_http(deadline)
+        if self.fix_port is not None:
+            self._wait_fix(deadline)
+
+    def _wait_fix(self, deadline: float) -> None:
+        """Until the FIX port takes a connection."""
+        assert self.proc is not None and self.fix_port is not None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise TargetError(f"the server exited with {self.proc.returncode} before answering: {self._log_tail()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.fix_port), timeout=1.0).close()
+                return
+            except OSError:
+                time.sleep(0.03)
+        self._signal(signal.SIGKILL)
+        raise TargetError(f"the server took no FIX connection within {READY_TIMEOUT_S:.0f} s: {self._log_tail()}")
+
+    def _wait_http(self, deadline: float) -> None:
         import httpx
 
-        deadline = time.monotonic() + READY_TIMEOUT_S
         url = f"http://127.0.0.1:{self.port}/orders"
         assert self.proc is not None
         while time.monotonic() < deadline:
@@ -534,6 +736,8 @@ class ManagedTarget(RemoteTarget):
 
     def close(self) -> None:
         try:
+            if self.face is not None:
+                self.face.close()
             super().close()
         finally:
             self._signal(signal.SIGTERM)
@@ -594,12 +798,18 @@ _NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
 
 
 def make_target(
-    target: str | None = None, serve: str | None = None, token: str | None = None, log: Path | None = None
+    target: str | None = None,
+    serve: str | None = None,
+    token: str | None = None,
+    log: Path | None = None,
+    fix_ids: tuple[str, str] = DEFAULT_FIX_IDS,
 ) -> Target:
     """The target the CLI options describe: a URL, a database path, a command, or (none)
     a fresh embedded database with the simulated clock."""
     if serve:
-        return ManagedTarget(serve, log=log)
+        return ManagedTarget(serve, log=log, fix_ids=fix_ids)
     if target and target.startswith(("http://", "https://")):
         return RemoteTarget(target, token=token)
+    if target and target.startswith("fix://"):
+        return FixTarget(target, token=token)
     return EmbeddedTarget(target)

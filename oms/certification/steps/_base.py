@@ -182,6 +182,11 @@ class CaseRun:
     def offers(self, name: str) -> bool:
         return bool(self.runner.offers_now(name))
 
+    def assigned(self, order_id: int) -> dict[str, Any]:
+        """What the face had to send for an order that its create left out (FIX: a ClOrdID):
+        the order must show it as if the create had given it."""
+        return dict(getattr(self.gw, "assigned", {}).get(order_id, {}))
+
     def evidence(self, kind: str, row: list[str]) -> None:
         self.tables.setdefault(kind, []).append(row)
 
@@ -228,12 +233,20 @@ class CaseRun:
         if e.code not in want.code:
             raise StepFailed(f"refused {refusal(e)}; expected {' or '.join(want.code)}")
         fields = getattr(e, "fields", None) or []
+        # FIX: the fields its Text or RefTagID names -- one refusal names one problem, so it
+        # must name one of the bad fields (the REST error shape lists each)
+        from_text = getattr(e, "fields_from_text", False)
         missing = [f for f in want.fields if f not in fields]
+        if from_text and len(missing) < len(want.fields):
+            missing = []
         if missing:
             raise StepFailed(f"refused {refusal(e)}; the refusal does not name {', '.join(missing)}")
-        extra = sorted(set(fields) - set(want.fields)) if want.only_fields else []
+        extra = sorted(set(fields) - set(want.fields)) if want.only_fields and not from_text else []
         if extra:
             raise StepFailed(f"refused {refusal(e)}; the errors also name {', '.join(extra)}, which were good")
+        rej_reason = getattr(e, "ord_rej_reason", None)  # FIX: a refused create's 103
+        if rej_reason not in (None, "13") and want.fields == ["quantity"]:
+            raise StepFailed(f"refused {refusal(e)} with OrdRejReason (103) {rej_reason}; DESIGN.md: 13 for quantity")
         message = e.message.lower()
         without_statuses = message  # the action must be named besides the status ("EXECUTED" holds "execut")
         for word in want.message_contains:
@@ -248,7 +261,7 @@ class CaseRun:
             raise StepFailed(f"refused {refusal(e)}; the message does not mention {', '.join(absent)}")
         if e.code == "VALIDATION_ERROR":  # DESIGN.md: the message names the field
             unnamed = [f for f in want.fields if f.lower() not in message]
-            if unnamed:
+            if unnamed and not (from_text and len(unnamed) < len(want.fields)):
                 raise StepFailed(f"refused {refusal(e)}; the message does not name {', '.join(unnamed)}")
         named = FIELD_NAMED.get(e.code)
         if named and not any(n in message.replace("_", " ") for n in named):
@@ -287,9 +300,10 @@ class CaseRun:
                     problems.append(f"{name} {format_ts(at)} is {skew / 3600:.1f} h from the UTC time now")
         if expect.id_below_unknown and not order.order_id < self.runner.unknown_id():
             problems.append(f"order_id {order.order_id} jumped past the unknown id {self.runner.unknown_id()}")
+        assigned = self.assigned(order.order_id)
         for key, want in expect.wanted().items():
             got = getattr(order, key)
-            want = self.template(want)
+            want = self.template(want) if want is not None or key not in assigned else assigned[key]
             if not same(got, want):
                 problems.append(f"{key} is {text(got)}, expected {text(want)}")
         if problems:

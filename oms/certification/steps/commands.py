@@ -74,7 +74,7 @@ class Command(StepKind):
     needs_text = "core (get: read)"
 
     def needs(self, spec: Any) -> set[str]:
-        return {"read"} if spec.action == "get" else {"core"}
+        return {"read"} if spec.action == "get" else {"core", "execute"} if spec.action == "execute" else {"core"}
 
     def uses(self, spec: Any) -> list[tuple[str, str]]:
         out = [(spec.order, spec.action)] if spec.order not in (None, "unknown") else []
@@ -126,7 +126,9 @@ def run_command(case: CaseRun, action: str, spec: Any) -> str:
     kwargs = {k: case.template(v) for k, v in spec.input.items()}
     before = case.aliases.get(spec.order) if spec.order else None
     refusable = spec.refuse is not None or spec.may_refuse is not None
-    book_before = _book_size(case, kwargs) if action == "create" and refusable else None
+    # "nothing created" is read off the listing; a face without one (FIX) shows the refusal only
+    listed = refusable and action == "create" and case.offers("listing")
+    book_before = _book_size(case, kwargs) if listed else None
     call: Callable[[], Order]
     if action == "create":
         call = lambda: case.gw.create(**kwargs)  # noqa: E731
@@ -225,6 +227,7 @@ def _create_problems(case: CaseRun, kwargs: dict[str, Any], order: Order) -> lis
         "quantity": kwargs.get("quantity"),
         "price": kwargs.get("price"),
         "client_order_id": kwargs.get("client_order_id"),
+        **case.assigned(order.order_id),  # what the face had to send (FIX: a ClOrdID)
     }
     for key, want in echo.items():
         if not same(getattr(order, key), _number(want) if key == "price" else want):

@@ -52,7 +52,7 @@ class Crash(StepKind):
     needs_text = "crash"
 
     def needs(self, spec: Any) -> set[str]:
-        return {"crash"}
+        return {"crash"} | ({"core", "execute"} if any(w.action == "execute" for w in spec.writes) else set())
 
     def uses(self, spec: Any) -> list[tuple[str, str]]:
         made: set[str] = set()
@@ -129,7 +129,7 @@ class CrashStream(StepKind):
     needs_text = "crash"
 
     def needs(self, spec: Any) -> set[str]:
-        return {"crash"}
+        return {"crash", "core", "listing"}
 
     def describe(self, spec: Any) -> str:
         return f"crash_stream: kill -9 after {spec.acks} acknowledged creates, while still writing"

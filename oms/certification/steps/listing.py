@@ -44,6 +44,9 @@ class Orders(StepKind):
     names = ("orders",)
     Spec = OrdersSpec
 
+    def needs(self, spec: Any) -> set[str]:
+        return {"core", "listing"}
+
     def uses(self, spec: Any) -> list[tuple[str, str]]:
         e = spec.expect
         if not e:
@@ -167,6 +170,9 @@ class Mark(StepKind):
     names = ("mark",)
     Spec = MarkSpec
 
+    def needs(self, spec: Any) -> set[str]:
+        return {"core", "listing"}
+
     def marks(self, spec: Any) -> tuple[list[str], list[str]]:
         return [spec.as_], []
 
@@ -191,6 +197,9 @@ class UnchangedSpec(Spec):
 class Unchanged(StepKind):
     names = ("unchanged",)
     Spec = UnchangedSpec
+
+    def needs(self, spec: Any) -> set[str]:
+        return {"core", "listing"}
 
     def marks(self, spec: Any) -> tuple[list[str], list[str]]:
         return [], [spec.since]

@@ -57,6 +57,10 @@ class Race(StepKind):
     names = ("race",)
     Spec = RaceSpec
 
+    def needs(self, spec: Any) -> set[str]:
+        out = {"core"} | ({"listing"} if spec.expect.new_orders is not None else set())
+        return out | ({"execute"} if any(c.action == "execute" for c in spec.commands) else set())
+
     def uses(self, spec: Any) -> list[tuple[str, str]]:
         return [(c.order, f"race {c.action}") for c in spec.commands if c.order]
 

@@ -44,7 +44,7 @@ class Replay(StepKind):
     needs_text = "audit"
 
     def needs(self, spec: Any) -> set[str]:
-        return {"audit"}
+        return {"audit", "core", "listing"}
 
     def describe(self, spec: Any) -> str:
         return "replay the audit log of every order through the lifecycle table"
