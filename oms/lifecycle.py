@@ -56,7 +56,7 @@ OPEN: frozenset[Status] = frozenset(Status) - TERMINAL
 # FIX 4.4 equivalents, for reports. OrdStatus (tag 39) of each status.
 FIX_ORD_STATUS: dict[Status, tuple[str, str]] = {
     Status.NEW: ("0", "New"),
-    Status.MODIFIED: ("5", "Replaced"),
+    Status.MODIFIED: ("0", "New"),  # FIX 4.4 no longer uses 39=5: the replace is ExecType 150=5
     Status.CANCELLED: ("4", "Canceled"),
     Status.EXECUTED: ("2", "Filled"),
 }

@@ -46,7 +46,7 @@ MAX_BYTES = 2 * 1024 * 1024
 PACK_VERSION = "2.0"
 """The version of the pack's machinery (runner, step kinds, contract checks)."""
 
-EvidenceKind = Literal["orders", "events", "listing", "race", "crash", "sql", "http", "replay", "fix"]
+EvidenceKind = Literal["orders", "events", "listing", "race", "crash", "sql", "http", "replay", "fix", "fix_session"]
 EVIDENCE_KINDS: tuple[str, ...] = EvidenceKind.__args__  # type: ignore[attr-defined]
 HAND_ID = re.compile(r"(?P<prefix>[A-Z]{2})-(?P<number>\d{3})")
 GENERATED_GROUP = "SM"

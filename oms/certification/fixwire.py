@@ -52,6 +52,7 @@ from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent, OrderType, Side
 
 TIMEOUT_S = 10.0
+LOGON_ATTEMPTS = 4
 FILL_WAIT_S = 5.0
 HEARTBEAT_S = 30
 
@@ -110,6 +111,7 @@ class FixClient:
 
     def __init__(self, host: str, port: int, *, sender: str, target: str, timeout: float = TIMEOUT_S) -> None:
         self.sender, self.target, self.timeout = sender, target, timeout
+        self.host, self.port = host, port
         self.where = f"fix://{host}:{port}"
         self.next_out = 1
         self.next_in = 1
@@ -127,11 +129,15 @@ class FixClient:
         self._send_lock = threading.Lock()
         self._read_lock = threading.Lock()
         self._box = threading.Lock()
+        self.sock = self._connect()
+
+    def _connect(self) -> socket.socket:
         try:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         except OSError as e:
             raise FixSessionEnded(f"cannot connect to {self.where}: {e.strerror or e}") from None
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
 
     # ---- sending -------------------------------------------------------------------------
 
@@ -154,8 +160,8 @@ class FixClient:
                 bad = (checksum(data[:-7]) + 1) % 256
                 data = data[:-4] + f"{bad:03d}".encode() + b"\x01"
             self.write(data)
-            if seq is None and not garble:
-                self.next_out += 1
+            if not garble and used >= self.next_out:  # a number chosen too high moves ours on
+                self.next_out = used + 1
             return used
 
     def write(self, data: bytes) -> None:
@@ -168,13 +174,21 @@ class FixClient:
 
     def logon(self, *, reset: bool = True, seq: int | None = None) -> Message:
         """Logon (98=0, 108, 141=Y when ``reset``) and the system's Logon in answer."""
-        if reset:
-            self.next_out = self.next_in = 1
+        first_out, first_in = (1, 1) if reset else (seq or self.next_out, self.next_in)
         body: list[Field] = [(98, "0"), (108, str(HEARTBEAT_S))] + ([(141, "Y")] if reset else [])
-        sent = self.send("A", body, seq=seq)
-        if seq is not None:
-            self.next_out = seq + 1
-        reply = self.wait_admin(lambda m: m.msg_type in ("A", "5"), f"the Logon (MsgSeqNum {sent})")
+        for attempt in range(LOGON_ATTEMPTS):
+            # The system may still hold the session's previous connection (it has not seen it
+            # close yet) and drop this Logon: connect again, a bounded number of times.
+            self.next_out, self.next_in = first_out, first_in
+            sent = self.send("A", body)
+            try:
+                reply = self.wait_admin(lambda m: m.msg_type in ("A", "5"), f"the Logon (MsgSeqNum {sent})")
+                break
+            except FixContractViolation:
+                if not self.ended or attempt == LOGON_ATTEMPTS - 1:
+                    raise
+            time.sleep(0.2 * (attempt + 1))
+            self.sock, self.ended, self._frames = self._connect(), False, FrameReader()
         if reply.msg_type == "5":
             raise FixSessionEnded(f"{self.where} answered the Logon with a Logout: {reply.get(58) or ''}".strip())
         return reply

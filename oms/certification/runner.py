@@ -394,6 +394,10 @@ _TABLES = {
     "sql": ("Backend database (DuckDB) queries", ["query", "rows"]),
     "http": ("Raw HTTP requests", ["request", "body", "status", "code"]),
     "replay": ("Replay of the audit log against the order book", ["check", "value"]),
+    "fix_session": (
+        "FIX messages of the check's session (tag=value, | for SOH)",
+        ["direction", "MsgSeqNum, type", "message"],
+    ),
 }
 
 

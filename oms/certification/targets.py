@@ -112,6 +112,10 @@ class Target:
     def crash_stream(self, acks: int, token: str) -> tuple[list[dict[str, Any]], int]:
         raise NotSupported(f"{self.kind} target cannot be killed")
 
+    def kill_and_start(self) -> None:
+        """kill -9 of the system, then start it again on the same database."""
+        raise NotSupported(f"{self.kind} target cannot be killed")
+
     def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
         raise NotOffered(f"the {self.kind} target has no backend database to read")
 
@@ -658,6 +662,12 @@ class ManagedTarget(RemoteTarget):
     def restart(self) -> None:
         self.resume()
         self.stop()
+        self._start()
+        self._reconnect()
+
+    def kill_and_start(self) -> None:
+        self.resume()
+        self._signal(signal.SIGKILL)
         self._start()
         self._reconnect()
 

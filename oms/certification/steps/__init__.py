@@ -8,6 +8,7 @@
     faults     restart (restart), crash, crash_stream (crash)
     sql        sql (the sql extension)
     http       http (raw_http)
+    fix        fix (the fix face: one session check, message by message)
     wait       wait (nothing: the harness pauses)
 
 A new kind is one module here: its spec, needs, run and rendering, registered with
@@ -16,7 +17,7 @@ A new kind is one module here: its spec, needs, run and rendering, registered wi
 
 from __future__ import annotations
 
-from oms.certification.steps import audit, commands, faults, http, listing, race, replay, sql, wait  # noqa: F401
+from oms.certification.steps import audit, commands, faults, fix, http, listing, race, replay, sql, wait  # noqa: F401
 from oms.certification.steps._base import REGISTRY, CaseRun, StepKind
 
 __all__ = ["REGISTRY", "CaseRun", "StepKind"]
