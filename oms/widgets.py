@@ -16,6 +16,13 @@ Adapter layer. Four parts and one composite:
 - ``OrderHistory``  the picked order's audit log (``oms.views.events``);
 - ``OrderEntry``    all four, refreshed together after every action.
 
+Over any gateway, the FIX one included (``oms.connect("fix://...")``): what a gateway
+declares it cannot do (``Unsupported``: the FIX face has no execute and no audit log) is
+shown as such -- the Execute button disabled, its tooltip and a note saying why, the
+history part showing the order's FIX messages (``MessageJournal``) instead of an audit log
+it cannot have -- never as a failure. A gateway that keeps the orders its reports described
+(``ReportedOrders``) is read from that record, so picking an order sends no message.
+
 Every value prints one way everywhere (``price_text``, ``time_text``, ``frame_text``):
 prices exact as the book holds them (``1499.5``, never ``1499.5000``), missing values
 blank (never ``<NA>``/``None``), timestamps in UTC with the column labelled so. ``show``
@@ -40,7 +47,7 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import ipywidgets as w
 import pandas as pd
@@ -52,6 +59,11 @@ from oms.gateway import Gateway
 from oms.lifecycle import COMMANDS, Action, Status, allowed_actions
 from oms.model import Order, OrderType, Side, canonical_decimal, format_ts
 from oms.validation import validate_new_order
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from oms.fix.journal import Record
 
 STATUS_COLOURS: dict[Status, tuple[str, str]] = {
     Status.NEW: ("#dbeafe", "#1e3a8a"),  # background, text
@@ -89,6 +101,39 @@ SCROLL_BOX = {"width": "100%", "margin": "2px 0", "overflow": "auto"}
 """A table widget as wide as the page and no wider: a wider table scrolls sideways in it."""
 
 Listener = Callable[[Order | None], None]
+
+
+# ---- what a gateway may declare about itself -----------------------------------------------
+
+
+@runtime_checkable
+class Unsupported(Protocol):
+    """A gateway that names the Gateway methods it cannot carry out (they raise
+    NOT_SUPPORTED), each with the reason to show (``FixGateway``: execute, events)."""
+
+    @property
+    def unsupported(self) -> Mapping[str, str]: ...
+
+
+@runtime_checkable
+class ReportedOrders(Protocol):
+    """A gateway that keeps each order as its last report described it (``FixGateway``)."""
+
+    def seen(self, order_id: int) -> Order | None:
+        """The order as last reported, without asking anyone; None when no report came."""
+        ...
+
+
+@runtime_checkable
+class MessageJournal(Protocol):
+    """A gateway that keeps the protocol messages it exchanged (``FixGateway``)."""
+
+    def messages(self, order_id: int | None = None) -> list[Record]: ...
+
+
+def unsupported(gateway: object) -> Mapping[str, str]:
+    """``{method: why}`` for what ``gateway`` declares it cannot do (empty for most)."""
+    return gateway.unsupported if isinstance(gateway, Unsupported) else {}
 
 
 # ---- one format for every printed value --------------------------------------------------
@@ -477,12 +522,16 @@ class OrderActions(_Part):
     The Cancel and Execute buttons ``arm`` a confirmation row ("Confirm cancel of order
     7?"); only its Confirm button (``confirm()``) acts. Picking another order, editing a
     field, Modify or Back disarms it. The methods ``cancel()`` and ``execute()`` act at
-    once, for scripts. The status line describes the picked order until an action answers."""
+    once, for scripts. The status line describes the picked order until an action answers.
+
+    An action the gateway declares it cannot do (``Unsupported``) keeps its button disabled
+    whatever the order's status, with the reason as its tooltip and in a note beside it."""
 
     css_class = "order-actions"
 
     def __init__(self, gateway: Gateway) -> None:
         super().__init__(gateway)
+        self.unsupported: dict[Action, str] = {a: why for a in COMMANDS if (why := unsupported(gateway).get(a.value))}
         self.order = w.Dropdown(description="Order", options=[], value=None, layout=w.Layout(width="32em"))
         narrow = {"width": "15em"}
         self.new_quantity = w.Text(description="Quantity", placeholder="new quantity", layout=narrow)
@@ -494,6 +543,17 @@ class OrderActions(_Part):
             Action.EXECUTE: _button("Execute", icon="check", button_style="success"),
         }
         assert tuple(self.buttons) == COMMANDS
+        self.note = w.HTML(value="")
+        self.note.add_class("oms-unsupported")
+        for action, why in self.unsupported.items():
+            self.buttons[action].tooltip = f"{action.value.capitalize()} is {why}"
+            self.buttons[action].button_style = ""  # grey like any disabled button: it never enables here
+        if Action.EXECUTE in self.unsupported:
+            self.execution_price.disabled = True
+            self.execution_price.placeholder = "not on this face"
+        if self.unsupported:
+            notes = [f"{action.value.capitalize()} is {why}" for action, why in self.unsupported.items()]
+            self.note.value = "<br>".join(_message(note, HINT_STYLE) for note in notes)
         self.confirm_text = w.HTML(value="")
         self.confirm_text.add_class("oms-confirm-text")
         self.confirm_button = _button("Confirm", button_style="danger")
@@ -513,6 +573,8 @@ class OrderActions(_Part):
         self._picked: int | None = None
         self._settling = False
         self._status_is_pick = False
+        self._described: tuple[int, int] | None = None
+        """(order id, version) the status line's last answer described."""
         self._pick_listeners: list[Callable[[int | None], None]] = []
         self.order.observe(lambda _change: self._settled(), names="value")
         self.box = w.VBox(
@@ -524,6 +586,7 @@ class OrderActions(_Part):
                     [self.execution_price, self.buttons[Action.EXECUTE], self.buttons[Action.CANCEL]],
                     layout=w.Layout(**WRAP),
                 ),
+                self.note,
                 self.confirm_row,
                 self.status,
             ]
@@ -540,6 +603,10 @@ class OrderActions(_Part):
         """The picked order as the gateway holds it now (None when nothing is picked)."""
         if self.order.value is None:
             return None
+        if isinstance(self.gateway, ReportedOrders):  # its reports keep it current: no round trip
+            seen = self.gateway.seen(self.order.value)
+            if seen is not None:
+                return seen
         return self.gateway.get(self.order.value)
 
     def select(self, order_id: int | None) -> None:
@@ -577,6 +644,10 @@ class OrderActions(_Part):
         self._enable()
         if self._status_is_pick:
             self._say_pick()  # the picked order may have moved on meanwhile
+        elif self._described is not None:
+            order = self.selected  # an answer about an order that has moved on since (a fill reported) is stale
+            if order is not None and (order.order_id, order.version) != self._described:
+                self._say_pick()
 
     def _say_pick(self) -> None:
         order = self.selected
@@ -585,12 +656,16 @@ class OrderActions(_Part):
         else:
             allowed = allowed_actions(order.status)
             can = "allows " + ", ".join(a.value for a in allowed) if allowed else f"{order.status.value} is final"
+            absent = [a.value for a in allowed if a in self.unsupported]
+            if absent:
+                can += f" ({', '.join(absent)} not on this face)"
             self.status.value = _message(f"picked {describe(order)} · {can}", HINT_STYLE)
         self._status_is_pick = True
 
-    def _say(self, value: str) -> None:
+    def _say(self, value: str, order: Order | None = None) -> None:
         self.status.value = value
         self._status_is_pick = False
+        self._described = (order.order_id, order.version) if order is not None else None
 
     def allowed(self) -> tuple[Action, ...]:
         """The actions the lifecycle allows on the picked order."""
@@ -604,7 +679,7 @@ class OrderActions(_Part):
     def _enable(self) -> None:
         allowed = self.allowed()
         for action, button in self.buttons.items():
-            button.disabled = action not in allowed
+            button.disabled = action not in allowed or action in self.unsupported
         if self.armed is not None and (self.armed[0] not in allowed or self.armed[1] != self.order.value):
             self.disarm()
 
@@ -613,6 +688,9 @@ class OrderActions(_Part):
         on the picked order. Returns False (and says why) when nothing is picked."""
         if action not in CONFIRMED:
             raise ValueError(f"{action.value} needs no confirmation")
+        if action in self.unsupported:
+            self._say(_message(f"{action.value.capitalize()} is {self.unsupported[action]}", ERROR_STYLE))
+            return False
         order = self.selected
         if order is None:
             self._say(_message("pick an order first", ERROR_STYLE))
@@ -664,7 +742,7 @@ class OrderActions(_Part):
             self._enable()
             return None
         self.refresh()
-        self._say(_message(f"{verb} {describe(order)}", OK_STYLE))
+        self._say(_message(f"{verb} {describe(order)}", OK_STYLE), order)
         self._changed(order)
         return order
 
@@ -999,7 +1077,11 @@ class Blotter(_Part):
 
 
 class OrderHistory(_Part):
-    """The audit log of one order (accepted and refused commands), oldest first."""
+    """The audit log of one order (accepted and refused commands), oldest first.
+
+    Over a gateway without an audit log (``Unsupported`` names ``events``: the FIX face) it
+    says so, and shows the order's protocol messages instead when the gateway keeps them
+    (``MessageJournal``: one row per FIX message, ``oms.fix.journal.summary_frame``)."""
 
     css_class = "order-history"
 
@@ -1008,7 +1090,14 @@ class OrderHistory(_Part):
         self.order_id: int | None = None
         self.table = w.HTML(value="<i>pick an order</i>", layout=w.Layout(**SCROLL_BOX))
         self.frame: pd.DataFrame = pd.DataFrame()
-        self.box = w.VBox([w.HTML("<b>Order history</b>"), self.table], layout=w.Layout(width="100%"))
+        self.no_audit = unsupported(gateway).get("events")
+        self.journal = isinstance(gateway, MessageJournal) and self.no_audit is not None
+        parts: list[w.Widget] = [w.HTML("<b>Order history</b>"), self.table]
+        if self.no_audit is not None:
+            title = "Order history — its FIX messages" if self.journal else "Order history"
+            self.status.value = _message(f"The audit log is {self.no_audit}", HINT_STYLE)
+            parts = [w.HTML(f"<b>{title}</b>"), self.status, self.table]
+        self.box = w.VBox(parts, layout=w.Layout(width="100%"))
         self.box.add_class(self.css_class)
 
     def show(self, order_id: int | None) -> pd.DataFrame:
@@ -1018,6 +1107,8 @@ class OrderHistory(_Part):
             self.frame = pd.DataFrame()
             self.table.value = "<i>pick an order</i>"
             return self.frame
+        if self.no_audit is not None:
+            return self._show_messages(order_id)
         try:
             self.frame = views.events(self.gateway, order_id).loc[:, list(HISTORY_COLUMNS)]
         except OMSError as e:
@@ -1025,6 +1116,20 @@ class OrderHistory(_Part):
             self.table.value = _refusal(e)
             return self.frame
         self.table.value = table_html(self.frame, HISTORY_LABELS)
+        return self.frame
+
+    def _show_messages(self, order_id: int) -> pd.DataFrame:
+        if not isinstance(self.gateway, MessageJournal):
+            self.frame = pd.DataFrame()
+            self.table.value = "<i>no history on this face</i>"
+            return self.frame
+        from oms.fix.journal import summary_frame
+
+        self.frame = summary_frame(self.gateway.messages(order_id))
+        if len(self.frame):
+            self.table.value = table_html(self.frame)
+        else:
+            self.table.value = f"<i>no FIX message of order {order_id} kept</i>"
         return self.frame
 
     def refresh(self) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Self
 
+from oms.clock import Clock
 from oms.fix.application import OrderApplication, report
 from oms.fix.codec import FrameReader, decode
 from oms.fix.mapping import EXEC_TYPE
@@ -240,7 +241,11 @@ class FixAcceptor:
         host: str = DEFAULT_HOST,
         port: int = 0,
         workers: int = 16,
+        timestamps: Clock | None = None,
     ) -> None:
+        """``timestamps``: what the sessions' SendingTime (52) is read from -- the wall clock
+        when None; pass the engine's clock (``engine.clock``) so that an engine on the
+        simulated clock stamps its FIX messages from it too (a reproducible notebook)."""
         if not targets:
             raise ValueError("at least one TargetCompID is needed")
         self.engine = engine
@@ -259,7 +264,9 @@ class FixAcceptor:
         else:
             self.app = OrderApplication(engine, self.store)
             self.gateway = NotifyingGateway(engine, self)
-        self.sessions = {t: Session(SessionKey(sender, t), self.store, self.app) for t in targets}
+        self.sessions = {
+            t: Session(SessionKey(sender, t), self.store, self.app, timestamps=timestamps) for t in targets
+        }
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="oms-fix")
         self._reports = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oms-fix-reports")  # in order
         self._server: asyncio.Server | None = None

@@ -11,6 +11,15 @@ What a report cannot carry is reconstructed: ``version`` counts the accepted cha
 gateway saw (1 on create), ``created_at`` is the first report's TransactTime, and an order
 first seen through a status request reports MODIFIED as NEW (FIX 4.4 reports both as 39=0).
 Each connection logs on with ResetSeqNumFlag=Y and keeps its session in memory.
+
+Beyond the Gateway protocol: ``messages(order_id)`` -- the journal of the FIX messages this
+gateway sent and received (``oms.fix.journal``: bounded, raw and decoded), ``seen(order_id)``
+-- an order as the reports received last described it (no message sent), ``wait_for`` -- a
+bounded wait for a report to bring an order to a status (a fill made on another face), and
+``unsupported`` -- what this face cannot do and why, for a desk to show instead of a button
+that would only fail. ``clock`` stamps SendingTime (52) and TransactTime (60) (the wall clock
+by default; an engine's simulated clock in a reproducible notebook) and ``clordid_prefix``
+fixes the ClOrdIDs it makes (``PREFIX-1``, ``PREFIX-2``, ...; by default a random prefix).
 """
 
 from __future__ import annotations
@@ -20,14 +29,17 @@ import itertools
 import socket
 import threading
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import TracebackType
-from typing import Self
+from types import MappingProxyType, TracebackType
+from typing import ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
+from oms.clock import Clock
 from oms.errors import OMSError, StoreError, ValidationError, from_code
 from oms.fix.codec import Field, FrameReader, Message, sending_time
+from oms.fix.journal import JOURNAL_SIZE, RECEIVED, SENT, Journal, Record
 from oms.fix.mapping import EXEC_TYPE, ORD_TYPE, ORD_TYPE_OF, SIDE, SIDE_OF, error_code
 from oms.fix.session import Session
 from oms.fix.state import SessionKey, SqliteSessionStore
@@ -71,13 +83,17 @@ def _error(code: str | None, text: str) -> OMSError:
 
 
 class _SocketTransport:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, journal: Journal | None = None) -> None:
         self.sock = sock
         self.lock = threading.Lock()
+        self.journal = journal
 
     def write(self, data: bytes) -> None:
-        with self.lock, contextlib.suppress(OSError):
-            self.sock.sendall(data)
+        with self.lock:
+            if self.journal is not None:  # the session writes one whole message per call
+                self.journal.add(SENT, data)
+            with contextlib.suppress(OSError):
+                self.sock.sendall(data)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -86,6 +102,14 @@ class _SocketTransport:
 
 class FixGateway:
     """The gateway of a FIX 4.4 acceptor at ``host:port``, as ``sender`` talking to ``target``."""
+
+    unsupported: ClassVar[Mapping[str, str]] = MappingProxyType(
+        {
+            "execute": "not on the FIX face: a fill is venue-internal (it arrives here as an ExecutionReport)",
+            "events": "not on the FIX face: FIX carries none (the venue's REST or embedded face has it)",
+        }
+    )
+    """Gateway methods this face cannot carry out (they raise NOT_SUPPORTED), and why."""
 
     def __init__(
         self,
@@ -96,20 +120,26 @@ class FixGateway:
         target: str,
         heartbeat: int = 30,
         timeout: float = DEFAULT_TIMEOUT,
+        clock: Clock | None = None,
+        clordid_prefix: str | None = None,
+        journal_size: int = JOURNAL_SIZE,
     ) -> None:
         self.url = f"fix://{host}:{port}?sender={sender}&target={target}"
         self.timeout = timeout
+        self.clock = clock
+        self.journal = Journal(journal_size)
         self._store = SqliteSessionStore()
         self._session = Session(
-            SessionKey(sender, target), self._store, self, heartbeat=heartbeat, initiator=True, reset_on_logon=True
-        )
+            SessionKey(sender, target), self._store, self, heartbeat=heartbeat, initiator=True, reset_on_logon=True,
+            timestamps=clock,
+        )  # fmt: skip
         self._cond = threading.Condition()
         self._replies: dict[str, Message] = {}
         self._rejects: dict[int, Message] = {}
         self._orders: dict[int, Order] = {}
         self._clordids: dict[int, str] = {}
         self._ids = itertools.count(1)
-        self._prefix = f"{sender}-{uuid.uuid4().hex[:8]}"
+        self._prefix = clordid_prefix if clordid_prefix is not None else f"{sender}-{uuid.uuid4().hex[:8]}"
         self._closed = False
         try:
             self._sock = socket.create_connection((host, port), timeout=timeout)
@@ -117,7 +147,7 @@ class FixGateway:
             raise FixUnreachable(f"cannot connect to {self.url}: {e.strerror or e}") from None
         self._sock.settimeout(TICK)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._transport = _SocketTransport(self._sock)
+        self._transport = _SocketTransport(self._sock, self.journal)
         self._session.attach(self._transport)
         self._reader = threading.Thread(target=self._read_loop, name="oms-fix-gateway", daemon=True)
         self._reader.start()
@@ -160,7 +190,10 @@ class FixGateway:
                 data = b""
             if not data:
                 break
-            self._session.on_frames(frames.feed(data))
+            whole = frames.feed(data)
+            for frame in whole:
+                self.journal.add(RECEIVED, frame)
+            self._session.on_frames(whole)
         self._session.detach()
         with self._cond:
             self._cond.notify_all()
@@ -221,6 +254,10 @@ class FixGateway:
 
     # ---- requests -----------------------------------------------------------------------
 
+    def _now(self) -> str:
+        """TransactTime (60) text from ``clock`` (the wall clock when None)."""
+        return sending_time(self.clock() if self.clock is not None else None)
+
     def _clordid(self) -> str:
         return f"{self._prefix}-{next(self._ids)}"
 
@@ -266,7 +303,7 @@ class FixGateway:
         body += [(38, str(quantity)), (40, ORD_TYPE.get(str(order_type).upper(), str(order_type)))]
         if price is not None:
             body.append((44, str(price)))
-        body.append((60, sending_time()))
+        body.append((60, self._now()))
         reply = self._request("D", body, clordid)
         if reply.get(150) == EXEC_TYPE["rejected"]:
             raise _error(error_code("ord_rej_reason", reply.get(103) or ""), reply.get(58) or "refused")
@@ -285,7 +322,7 @@ class FixGateway:
         if orig:
             body.append((41, orig))
         body += [(37, str(order_id)), (55, current.symbol), (54, SIDE[current.side.value])]
-        body += [*extra, (60, sending_time())]
+        body += [*extra, (60, self._now())]
         reply = self._request(msg_type, body, clordid)
         if reply.msg_type == "9":
             raise _error(error_code("cxl_rej_reason", reply.get(102) or ""), reply.get(58) or "refused")
@@ -338,6 +375,39 @@ class FixGateway:
     def events(self, order_id: int | None = None) -> list[OrderEvent]:
         """Always NOT_SUPPORTED: FIX carries no audit log."""
         raise NotSupported("the audit log is not available over FIX (use the venue's REST or embedded face)")
+
+    # ---- beyond the Gateway protocol --------------------------------------------------
+
+    def messages(self, order_id: int | None = None) -> list[Record]:
+        """The FIX messages this gateway sent and received, oldest first: every one kept
+        (the newest ``journal_size``), or those of ``order_id`` (``oms.fix.journal``). Each
+        record has ``direction``, ``msg_type``/``msg_type_name``, ``text`` (tag=value, ``|``
+        for SOH) and ``decoded()``; ``oms.fix.journal`` makes frames of them."""
+        return self.journal.records(order_id)
+
+    def seen(self, order_id: int) -> Order | None:
+        """``order_id`` as the reports received last described it; None when none came.
+        Sends nothing (``get`` asks the acceptor)."""
+        with self._cond:
+            return self._orders.get(order_id)
+
+    def wait_for(self, order_id: int, status: Status | str, *, timeout: float | None = None) -> Order:
+        """Wait until a report brings ``order_id`` to ``status`` (a fill or cancel made on
+        another face reaches this session unsolicited); returns the order. Raises
+        SERVER_UNREACHABLE when no such report came within ``timeout`` (default: the
+        gateway's) or the session ended."""
+        wanted = Status(str(status).upper()) if not isinstance(status, Status) else status
+
+        def done() -> bool:
+            order = self._orders.get(order_id)
+            return (order is not None and order.status is wanted) or not self._session.logged_on
+
+        with self._cond:
+            self._cond.wait_for(done, timeout=self.timeout if timeout is None else timeout)
+            order = self._orders.get(order_id)
+        if order is None or order.status is not wanted:
+            raise FixUnreachable(f"{self.url}: no report of order {order_id} {wanted.value} in time")
+        return order
 
     # ---- life ----------------------------------------------------------------------------
 

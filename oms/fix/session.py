@@ -33,6 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Protocol
 
 from oms.fix.codec import BEGIN_STRING, Field, Message, decode, encode, parse_pairs, sending_time
@@ -105,8 +106,13 @@ class Session:
         initiator: bool = False,
         reset_on_logon: bool = False,
         clock: Callable[[], float] = time.monotonic,
+        timestamps: Callable[[], datetime] | None = None,
     ) -> None:
+        """``clock`` (monotonic seconds) times heartbeats and timeouts; ``timestamps`` (a
+        UTC ``datetime``, e.g. an engine's ``oms.clock.Clock``) is what SendingTime (52) and
+        OrigSendingTime (122) are read from -- the wall clock when None."""
         self.key, self.store, self.app = key, store, app
+        self.timestamps = timestamps
         self.heartbeat = heartbeat
         self.initiator = initiator
         self.reset_on_logon = reset_on_logon
@@ -227,12 +233,16 @@ class Session:
                 return None
             return self._send(msg_type, body)
 
+    def _stamp(self) -> str:
+        """SendingTime now, from ``timestamps`` (the wall clock when None)."""
+        return sending_time(self.timestamps() if self.timestamps is not None else None)
+
     def _header(self, seq: int, now: str) -> list[Field]:
         return [(49, self.key.sender), (56, self.key.target), (34, str(seq)), (52, now)]
 
     def _send(self, msg_type: str, body: list[Field]) -> int:
         seq = self.next_out
-        data = encode(msg_type, self._header(seq, sending_time()), body)
+        data = encode(msg_type, self._header(seq, self._stamp()), body)
         self.next_out = seq + 1
         self._sent.append(Sent(seq, msg_type, data))
         self._writes.append(data)
@@ -241,13 +251,15 @@ class Session:
 
     def _retransmit(self, sent: Sent) -> None:
         fields = parse_pairs(sent.data)
-        original = next((v for t, v in fields if t == 52), sending_time())
+        original = next((v for t, v in fields if t == 52), None)
+        if original is None:
+            original = self._stamp()
         header = [(49, self.key.sender), (56, self.key.target), (34, str(sent.seq)), (43, "Y")]
-        header += [(52, sending_time()), (122, original)]
+        header += [(52, self._stamp()), (122, original)]
         self._writes.append(encode(sent.msg_type, header, [(t, v) for t, v in fields if t not in _HEADER_TAGS]))
 
     def _gap_fill(self, seq: int, new_seq: int) -> None:
-        now = sending_time()
+        now = self._stamp()
         header = [(49, self.key.sender), (56, self.key.target), (34, str(seq)), (43, "Y"), (52, now), (122, now)]
         self._writes.append(encode("4", header, [(123, "Y"), (36, str(new_seq))]))
 
