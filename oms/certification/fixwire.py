@@ -188,6 +188,7 @@ class FixClient:
                 if not self.ended or attempt == LOGON_ATTEMPTS - 1:
                     raise
             time.sleep(0.2 * (attempt + 1))
+            self.close()
             self.sock, self.ended, self._frames = self._connect(), False, FrameReader()
         if reply.msg_type == "5":
             raise FixSessionEnded(f"{self.where} answered the Logon with a Logout: {reply.get(58) or ''}".strip())
@@ -196,6 +197,7 @@ class FixClient:
     def logout(self) -> None:
         """Logout, and the system's Logout (or the connection closing) in answer."""
         if self.ended:
+            self.close()
             return
         with contextlib.suppress(FixSessionEnded):
             self.send("5", [(58, "certification: bye")])

@@ -378,6 +378,7 @@ class FixFace:
         if self._gateway is None:
             self._gateway = FixWireGateway(self._logged_on(), rest=self.rest)
         elif self._gateway.client.ended:
+            self._gateway.client.close()
             self._gateway.client = self._logged_on()
         return self._gateway
 
