@@ -40,9 +40,13 @@ def test_the_default_run_certifies_the_embedded_engine(default_runs: Path) -> No
     assert results["verdict"] == "CERTIFIED"
     assert results["verdict_line"] == "CERTIFIED (core, read, audit; extensions: events_log, sql)"
     assert results["target"] == "embedded engine, fresh database, simulated clock"
-    # the embedded engine has no HTTP face: its raw-HTTP cases do not apply (never passed)
+    # the embedded engine has no HTTP or FIX face: those cases do not apply (never passed)
     not_applicable = [c for c in results["cases"] if c["status"] == NOT_APPLICABLE]
-    assert not_applicable and all("raw_http" in c["needs"] and "HTTP face" in c["reason"] for c in not_applicable)
+    faces = {"raw_http": "HTTP face", "fix": "FIX 4.4 face"}
+    assert not_applicable and all(
+        any(face in c["needs"] and text in c["reason"] for face, text in faces.items()) for c in not_applicable
+    )
+    assert any("fix" in c["needs"] for c in not_applicable) and any("raw_http" in c["needs"] for c in not_applicable)
     assert {c["status"] for c in results["cases"]} == {PASS, NOT_APPLICABLE}
     assert len(results["cases"]) == len(load().cases)
 
@@ -98,8 +102,8 @@ def test_junit_has_one_testcase_per_case_and_skips_what_did_not_run(default_runs
     cases = root.findall(".//testcase")
     assert len(cases) == len(load().cases)
     skipped = [c.get("name") for c in cases if c.find("skipped") is not None]
-    raw_http = {c.id for c in load().cases if "raw_http" in c.needs}
-    assert skipped and {name.split()[0] for name in skipped} == raw_http  # type: ignore[union-attr]
+    faces = {c.id for c in load().cases if {"raw_http", "fix"} & set(c.needs)}  # none on the embedded engine
+    assert skipped and {name.split()[0] for name in skipped} == faces  # type: ignore[union-attr]
     assert not root.findall(".//failure")
 
 
@@ -199,9 +203,11 @@ def test_a_bare_url_is_incomplete_restart_and_kill_cases_are_not_run(served: Man
     results = json.loads((tmp_path / "run-001" / "results.json").read_text())
     assert results["verdict"] == "INCOMPLETE"
     not_run = {c["id"] for c in results["cases"] if c["status"] == NOT_RUN}
-    assert not_run == {c.id for c in load().cases if set(c.needs) & {"restart", "crash"}}
+    # (a FIX case is not applicable to an HTTP system, restart or not)
+    assert not_run == {c.id for c in load().cases if set(c.needs) & {"restart", "crash"} and "fix" not in c.needs}
     # behind a bare URL the backend file cannot be read: the sql extension does not apply
-    assert {c["id"] for c in results["cases"] if c["status"] == NOT_APPLICABLE} == {"PB-070"}
+    fix_cases = {c.id for c in load().cases if "fix" in c.needs}  # an HTTP system has no FIX face
+    assert {c["id"] for c in results["cases"] if c["status"] == NOT_APPLICABLE} == {"PB-070"} | fix_cases
     assert {c["status"] for c in results["cases"]} == {PASS, NOT_RUN, NOT_APPLICABLE}  # the http cases passed
     assert results["offers"] == ["audit", "core", "events_log", "raw_http", "read"]
 
