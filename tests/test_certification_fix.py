@@ -83,3 +83,21 @@ def test_the_fix_face_alone_certifies_what_fix_can_ask_and_says_why_not_the_rest
     # no HTTP face: the checks that need one are not applicable, and a bare URL cannot be restarted
     assert cases["FX-140"]["status"] == "NOT APPLICABLE"
     assert cases["FX-120"]["status"] == "NOT RUN"
+
+
+def test_a_quickfix_based_acceptor_written_apart_is_certified_over_fix(tmp_path: Path) -> None:
+    """tests/faulty_oms/quickfix_acceptor.py: QuickFIX's C++ engine (quickfix-ssl) with a book
+    of its own, written from DESIGN.md alone, FIX only. What FIX can ask passes, the session
+    cases included (restart and kill -9 resume on QuickFIX's FileStore); the rest is NOT
+    APPLICABLE with the reason."""
+    acceptor = Path(__file__).parent / "faulty_oms" / "quickfix_acceptor.py"
+    serve = f"{{python}} {acceptor} --port {{fix_port}} --db {{db}}"
+    checklist = load()
+    result, run = certify(invocation_for(serve=serve), checklist, list(checklist.cases), out=tmp_path)
+    assert result.count("FAIL") == 0, [(r.case.id, r.reason) for r in result.results if r.status == "FAIL"]
+    assert result.verdict_line.startswith("CERTIFIED (core without execute and listing, read; extensions: none")
+    cases = _cases(run)
+    passed = {c for c, v in cases.items() if v["status"] == "PASS"}
+    assert {c for c in cases if c.startswith("FX-")} - passed == {"FX-140", "FX-150", "FX-160"}  # need HTTP
+    assert {"FX-120", "FX-130"} <= passed  # the session resumes after a restart and after kill -9
+    assert len(passed) >= 40
