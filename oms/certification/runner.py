@@ -249,9 +249,11 @@ class Runner:
         if absent:
             offered = [n for n in absent if n not in needs_.FACULTIES]
             status = NOT_APPLICABLE if offered else NOT_RUN
-            reason = _absent_reason(self.target.kind, offered or absent, offered=bool(offered))
+            # an operation the face lacks is said by its reason ("FIX has no message to ...")
             why = [self.offer.lacking[n] for n in absent if n in self.offer.lacking]
-            reason += f" ({'; '.join(why)})" if why else ""
+            rest = [n for n in (offered or absent) if n not in self.offer.lacking]
+            reasons = [_absent_reason(self.target.kind, rest, offered=bool(offered))] if rest else []
+            reason = "; ".join(reasons + why)
             steps = [
                 StepResult(i, s.action, self.expand(s.describe()), self.expand(s.expected()), status.lower(), None)
                 for i, s in enumerate(case.steps, 1)
