@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: lab test check lint typecheck browser notebooks docs bench clean
+.PHONY: lab test check lint typecheck browser postgres notebooks docs bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 lab: $(STAMP)  ## JupyterLab on notebooks/, sharing data/oms.duckdb through an oms serve child
 	$(VENV)/bin/oms lab
 
-test: $(STAMP) browser  ## every test: unit, API, store, CLI, widgets, browser, strict nbval
+test: $(STAMP) browser postgres  ## every test: unit, API, stores (DuckDB, PostgreSQL), CLI, widgets, browser, strict nbval
 	$(PY) -m pytest
 
 check: test lint typecheck  ## what a reviewer runs before merging
@@ -30,6 +30,9 @@ typecheck: $(STAMP)
 
 browser:  ## Debian's Chromium, for the real-browser tests (Playwright cannot download one here)
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+postgres:  ## Debian's PostgreSQL server binaries, for the real-server store tests (a server of their own per run)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq postgresql-15 >/dev/null; }
 
 notebooks: $(STAMP)  ## re-run the notebooks and store their outputs (the only writer of them)
 	$(PY) scripts/regenerate_notebooks.py

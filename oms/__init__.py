@@ -6,8 +6,8 @@
         gw.execute(o.order_id)
 
 The core (lifecycle, model, errors, validation, commands, clock) is pure Python;
-``engine``/``store`` add DuckDB, ``client``/``api`` HTTP, ``views`` pandas, ``widgets``
-ipywidgets. Heavy modules load only when used.
+``engine``/``store`` add DuckDB (psycopg for a PostgreSQL book), ``client``/``api``
+HTTP, ``views`` pandas, ``widgets`` ipywidgets. Heavy modules load only when used.
 """
 
 from __future__ import annotations
@@ -66,14 +66,18 @@ def open(
     threads: int | None = None,
     read_only: bool = False,
 ) -> Engine:
-    """Open the embedded gateway on a DuckDB file (created if missing) or ``":memory:"``.
+    """Open the embedded gateway on a DuckDB file (created if missing) or ``":memory:"``,
+    or on a PostgreSQL database, ``postgresql://USER:PASSWORD@HOST:PORT/DB`` (its schema
+    created if empty; several processes may open one database at once).
 
     ``threads`` caps DuckDB's worker threads (default: one per core, best for analytics;
     a server of one-row transactions is faster with 1). ``read_only`` opens an existing
     file for reads alone: the file and its write-ahead log are left exactly as found
     (the log's commits are replayed in memory), and commands raise STORE_ERROR. Raises
     StoreError subclasses (DATABASE_LOCKED, NOT_A_DATABASE, SCHEMA_TOO_NEW) that name the
-    file and what to do; a file this process cannot write is refused unless ``read_only``."""
+    file and what to do; a file this process cannot write is refused unless ``read_only``.
+    A PostgreSQL server that is down, wrong credentials, a missing database or one of
+    something else are STORE_ERROR naming the URL (never its password)."""
     from oms.engine import Engine
 
     return Engine(path, clock=clock, threads=threads, read_only=read_only)

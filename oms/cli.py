@@ -58,11 +58,17 @@ def _gateway(args: argparse.Namespace) -> Gateway:
     if url is not None:
         return oms.connect(url, token=_token(args, url))
     db = db if db is not None else oms.DEFAULT_DB
-    if args.reads_only and db != MEMORY and not os.path.exists(db):
+    if args.reads_only and db != MEMORY and not _is_server_url(db) and not os.path.exists(db):
         # A listing never creates a database: a mistyped path must not look like an empty book.
         raise StoreError(f"{db}: no such database: check the path, or create an order there first")
     # A read leaves the file and its write-ahead log as it found them (bytes and mtime).
     return oms.open(db, read_only=args.reads_only)
+
+
+def _is_server_url(db: str) -> bool:
+    from oms.store.base import is_url
+
+    return is_url(db)
 
 
 def _discovered_url() -> str | None:
@@ -282,6 +288,20 @@ def _cmd_events(args: argparse.Namespace, gw: Gateway) -> int:
     return 0
 
 
+def _cmd_export(args: argparse.Namespace) -> int:
+    db = args.db if args.db is not None else oms.DEFAULT_DB
+    if db != MEMORY and not _is_server_url(db) and not os.path.exists(db):
+        raise StoreError(f"{db}: no such database: check the path")
+    with oms.open(db, read_only=True) as engine:
+        try:
+            written = engine.export_parquet(args.parquet)
+        except OSError as e:
+            raise Refused(f"cannot write Parquet files into {args.parquet}: {e.strerror or e}") from None
+    for name, rows in written.items():
+        print(f"{os.path.join(args.parquet, name)}: {rows:,} rows")
+    return 0
+
+
 def _cmd_lifecycle(args: argparse.Namespace) -> int:
     print(to_mermaid() if args.format == "mermaid" else to_markdown())
     return 0
@@ -297,7 +317,8 @@ def _add_target(parser: argparse.ArgumentParser) -> None:
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "--db",
-        help=f"DuckDB file (default: {oms.DEFAULT_DB}, or the server of the `oms lab` serving it, or ${URL_ENV})",
+        help=f"DuckDB file or postgresql:// URL (default: {oms.DEFAULT_DB}, or the server of the `oms lab` "
+        f"serving it, or ${URL_ENV})",
     )
     group.add_argument("--url", help="a running server instead, e.g. http://127.0.0.1:8000")
     tokens = parser.add_mutually_exclusive_group()
@@ -372,6 +393,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     p = gateway_command("events", "the audit log, oldest first (all orders, or one)", _cmd_events)
     p.set_defaults(reads_only=True)
     p.add_argument("order_id", type=int, nargs="?")
+
+    help = "write the event log and the orders as Parquet files (streamed: any size)"
+    p = sub.add_parser("export", help=help, description=help)
+    p.add_argument("--db", help=f"DuckDB file or postgresql:// URL (default: {oms.DEFAULT_DB})")
+    p.add_argument("--parquet", required=True, metavar="DIR", help="folder for order_events.parquet and orders.parquet")
+    p.set_defaults(plain_fn=_cmd_export)
 
     p = sub.add_parser("lifecycle", help="print the lifecycle table", description="print the lifecycle table")
     p.add_argument("--format", choices=("markdown", "mermaid"), default="markdown")

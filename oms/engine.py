@@ -1,7 +1,8 @@
 """The embedded OMS: validates, applies the lifecycle table, persists, acknowledges.
 
-Adapter over ``commands`` (pure decisions) and ``store`` (DuckDB). One engine owns one
-database file in a process. Commands from any number of threads are serialized by one
+Adapter over ``commands`` (pure decisions) and a store (``oms.store``: a DuckDB file, or a
+PostgreSQL database that several processes share). One engine owns one DuckDB file in a
+process. Commands from any number of threads are serialized by one
 writer lock and *group-committed*: whoever holds the lock decides every queued command
 in arrival order and appends all their events in one INSERT, one commit; each caller is
 answered only after that commit. One thread alone pays one statement per command;
@@ -9,8 +10,12 @@ concurrent callers share statements instead of queueing behind one commit each.
 
 The engine keeps the orders it touches in a bounded cache, so deciding a command reads
 nothing from the database; that is sound because the file lock and the in-process
-registry make this engine the file's only writer. An engine opened ``read_only`` writes
-nothing (not even the refusals of the audit log): its commands raise STORE_ERROR.
+registry make this engine the file's only writer. On a shared store (PostgreSQL) each
+commit first learns, under the store's lock, what other processes committed since this
+one's last commit (``Catchup``): their orders leave the cache, their client order ids and
+counters are taken over, and only then are the commands decided. Reads there go to the
+database. An engine opened ``read_only`` writes nothing (not even the refusals of the
+audit log): its commands raise STORE_ERROR.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ from oms.errors import InternalError, OMSError, OrderNotFound, StoreError, Valid
 from oms.gateway import PriceInput
 from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent
-from oms.store import DEFAULT_DB, MEMORY, Store, event_row
+from oms.store import DEFAULT_DB, MEMORY, event_row
+from oms.store.base import Catchup, kind_of, open_store
 from oms.validation import SYMBOL_PATTERN, shown, validate_order_id
 
 if TYPE_CHECKING:
@@ -70,6 +76,17 @@ class _Ticket:
         return self.result
 
 
+@dataclass(slots=True)
+class _Decided:
+    """A batch decided and appended, not yet known to be committed."""
+
+    seq: int
+    last_order_id: int
+    staged: dict[int, Order]
+    client_order_ids: set[str]
+    answers: list[Order | OMSError]
+
+
 def _answers(tickets: list[_Ticket]) -> list[Order | OMSError]:
     return [ticket.error if ticket.error is not None else ticket.outcome() for ticket in tickets]
 
@@ -87,6 +104,9 @@ class _Cache:
             self._orders.move_to_end(order_id)
         return order
 
+    def evict(self, order_id: int) -> None:
+        self._orders.pop(order_id, None)
+
     def put(self, order: Order) -> None:
         self._orders[order.order_id] = order
         self._orders.move_to_end(order.order_id)
@@ -95,7 +115,8 @@ class _Cache:
 
 
 class Engine:
-    """The embedded gateway over one DuckDB file (or ``":memory:"``)."""
+    """The embedded gateway over one DuckDB file (or ``":memory:"``), or a PostgreSQL
+    database (``postgresql://...``)."""
 
     def __init__(
         self,
@@ -110,8 +131,9 @@ class Engine:
         self.read_only = read_only and self.path != MEMORY
         self.clock: Clock = clock or SystemClock()
         self._keys: tuple[object, ...] = ()
+        guarded = kind_of(self.path).single_file and self.path != MEMORY
         with _open_files_lock:
-            if self.path != MEMORY:
+            if guarded:
                 # A file is its device and inode, not its path: a hard link or a symlink
                 # to an open file is the same file, and two writers would corrupt it.
                 keys = _file_keys(self.path)
@@ -120,8 +142,9 @@ class Engine:
                         f"{self.path} is already open in this process (perhaps by another name: a link): "
                         "use that gateway, or close it first"
                     )
-            self._store = Store(self.path, threads=threads, read_only=self.read_only)
-            if self.path != MEMORY:
+            self._store = open_store(self.path, threads=threads, read_only=self.read_only)
+            self.path = self._store.path  # a URL without its password
+            if guarded:
                 self._keys = _file_keys(self.path)  # the file exists now
                 for key in self._keys:
                     _open_files[key] = self
@@ -214,6 +237,8 @@ class Engine:
         """``submit_many``, but only if it can start at once -- for an event loop, which must
         not block. None, with nothing queued or decided, when another thread is writing or
         reading the database, or when this batch would fold the projection (a longer job)."""
+        if self._store.shared:  # a commit waits on the network and on other processes
+            return None
         if not self._write_lock.acquire(blocking=False):
             return None
         try:
@@ -252,8 +277,11 @@ class Engine:
             try:
                 self._commit_batch(batch)
             except Exception as e:
-                if len(batch) == 1:
-                    batch[0].result, batch[0].error = None, self._store_failure(e)
+                # On a shared store a failure is the server's or the network's, and a
+                # retry could record twice what a lost COMMIT recorded once.
+                if len(batch) == 1 or self._store.shared:
+                    for ticket in batch:
+                        ticket.result, ticket.error = None, self._store_failure(e)
                 else:
                     for ticket in batch:  # in order: each decided on what committed before it
                         ticket.result = ticket.error = None
@@ -280,6 +308,24 @@ class Engine:
         return error
 
     def _commit_batch(self, batch: list[_Ticket]) -> None:
+        """Decide ``batch`` and commit its events in one store transaction; only once it
+        has committed are the tickets answered and the engine's state moved on."""
+        with self._store.writing(self._seq) as news:
+            if news is not None:
+                self._catch_up(news)
+            decided = self._decide_and_append(batch)
+        self._committed(batch, decided)
+
+    def _catch_up(self, news: Catchup) -> None:
+        """Take over what other processes committed: their counters, their client order
+        ids, and their orders out of the cache (read again when needed)."""
+        self._seq = self._folded_seq = news.seq
+        self._last_order_id = news.last_order_id
+        self._client_order_ids |= news.client_order_ids
+        for order_id in news.touched:
+            self._cache.evict(order_id)
+
+    def _decide_and_append(self, batch: list[_Ticket]) -> _Decided:
         staged: dict[int, Order] = {}
         staged_client_ids: set[str] = set()
         seq, last_order_id = self._seq, self._last_order_id
@@ -326,13 +372,25 @@ class Engine:
             staged[order.order_id] = order
             answers.append(order)
             rows.append(row)
-        self._store.append(rows)  # the commit point: nothing below runs if this raises
+        self._store.append(rows)  # on a shared store, inside its transaction
+        return _Decided(seq, last_order_id, staged, staged_client_ids, answers)
+
+    def _committed(self, batch: list[_Ticket], decided: _Decided) -> None:
+        seq, last_order_id, staged, staged_client_ids, answers = (
+            decided.seq,
+            decided.last_order_id,
+            decided.staged,
+            decided.client_order_ids,
+            decided.answers,
+        )
         for ticket, answer in zip(batch, answers, strict=True):
             if isinstance(answer, OMSError):
                 ticket.error = answer
             else:
                 ticket.result = answer
         self._seq, self._last_order_id = seq, last_order_id
+        if self._store.shared:
+            self._folded_seq = seq  # nothing to fold
         self._client_order_ids |= staged_client_ids
         for order in staged.values():
             self._cache.put(order)
@@ -427,6 +485,8 @@ class Engine:
         from oms.bulk import build_create_events
 
         self._ensure_writable()
+        if self._store.shared:
+            raise StoreError(f"{self.path}: bulk_create needs the DuckDB store; create orders one by one here")
         with self._write_lock:
             self._ensure_open()
             at = self.clock()
@@ -455,9 +515,13 @@ class Engine:
     def get(self, order_id: int) -> Order:
         """The order. Raises ORDER_NOT_FOUND (or VALIDATION_ERROR for a bad id)."""
         order_id = validate_order_id(order_id)
-        with self._write_lock:
+        if self._store.shared:  # other processes change orders: the database has the truth
             self._ensure_open()
-            order = self._lookup(order_id)
+            order = self._store.load_order(order_id)
+        else:
+            with self._write_lock:
+                self._ensure_open()
+                order = self._lookup(order_id)
         if order is None:
             raise OrderNotFound(order_id)
         return order
@@ -513,6 +577,14 @@ class Engine:
         status, symbol = check_filters(status, symbol)
         self._ensure_open()
         return listing.listing(self._store.cursor(), status=status, symbol=symbol, after=after, limit=limit)
+
+    def export_parquet(self, folder: str | os.PathLike[str]) -> dict[str, int]:
+        """Write the event log and the orders as Parquet into ``folder`` (``oms.store.export``:
+        streamed, any size); returns the rows per file."""
+        from oms.store.export import export_parquet
+
+        self._ensure_open()
+        return export_parquet(self._store, folder)
 
     # ---- life --------------------------------------------------------------------------
 

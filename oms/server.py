@@ -1,4 +1,11 @@
-"""``oms serve``: the REST API (``oms.api``) over one DuckDB file, in uvicorn.
+"""``oms serve``: the REST API (``oms.api``) over one book, in uvicorn.
+
+The book is a DuckDB file (one server process) or a PostgreSQL database
+(``--db postgresql://...``), which ``--workers N`` serves from N processes sharing one
+listening socket: a supervisor binds it, checks the database once (migrating it), starts
+the workers, starts again a worker that was killed, and on SIGTERM stops them all. A
+worker dies with its supervisor (PR_SET_PDEATHSIG), so a kill -9 of ``oms serve`` frees
+the port at once. Several separate ``oms serve`` processes on one database work as well.
 
 Adapter layer. Opens the database first, so a locked, foreign or newer file is one clear
 line and a non-zero exit, never a traceback; refuses to start on a database it cannot
@@ -41,6 +48,15 @@ def _port(text: str) -> int:
 
 
 DEFAULT_PORT = 8000
+MAX_WORKERS = 64
+
+
+def _workers(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 1 to {MAX_WORKERS}, got {text!r}")
+    return int(text)
+
+
 HEAD_TIMEOUT = 10.0
 DEFAULT_FIX_SENDER = "OMS"
 DEFAULT_FIX_TARGET = "CLIENT"
@@ -97,7 +113,17 @@ def _read_token(args: argparse.Namespace) -> str | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=oms.DEFAULT_DB, help="DuckDB file (default: %(default)s)")
+    parser.add_argument(
+        "--db",
+        default=oms.DEFAULT_DB,
+        help="DuckDB file, or postgresql://USER:PASSWORD@HOST:PORT/DB (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--workers", type=_workers, default=1, metavar="N",
+        help="server processes on one socket (PostgreSQL only; default: %(default)s)",
+    )  # fmt: skip
+    parser.add_argument("--worker-of", type=int, help=argparse.SUPPRESS)  # the supervisor's pid, in a worker
+    parser.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # the shared listening socket
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port 1-65535 (default: %(default)s)")
     parser.add_argument(
@@ -165,19 +191,27 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    fix_problem = _fix_problem(args)
+    fix_problem = _fix_problem(args) or _store_problem(args)
     if fix_problem is not None:
         print(f"oms serve: {fix_problem}", file=sys.stderr)
         return 2
+    if args.workers > 1 and args.worker_fd is None:
+        from oms.supervisor import supervise
+
+        return supervise(args, token)
+    if args.worker_of is not None:
+        from oms.supervisor import die_with
+
+        die_with(args.worker_of)
     raise_fd_limit()
     protocol = GuardedHttpToolsProtocol.configured(
         max_head_bytes=GuardedHttpToolsProtocol.max_head_bytes,
         head_timeout=args.head_timeout,
         max_connections=default_max_connections(),
     )
-    from oms.store import MEMORY, write_problem
+    from oms.store import MEMORY, is_url, shown, write_problem
 
-    problem = None if args.db == MEMORY else write_problem(args.db)
+    problem = None if args.db == MEMORY or is_url(args.db) else write_problem(args.db)
     if problem is not None:
         print(
             f"oms serve: refusing to serve {args.db}: {problem}: every command would fail; "
@@ -218,7 +252,7 @@ def main(args: argparse.Namespace) -> int:
             reason = f"{e.code}: {e.message}" if isinstance(e, OMSError) else f"{type(e).__name__}: {e}"
             print(
                 f"oms serve: shutdown failed: {' '.join(reason.split())}; the acknowledged commands are "
-                f"kept in {args.db}.wal and replayed when the file is next opened",
+                f"kept in {shown(args.db)}{'' if is_url(args.db) else '.wal'} and replayed when it is next opened",
                 file=sys.stderr,
                 flush=True,
             )
@@ -230,7 +264,7 @@ def main(args: argparse.Namespace) -> int:
         # Never raises: uvicorn would log a traceback and still exit 0.
         close()
         if closed == [True]:
-            print(f"oms serve: stopped; {args.db} closed", file=sys.stderr, flush=True)
+            print(f"oms serve: stopped; {shown(args.db)} closed", file=sys.stderr, flush=True)
 
     if args.fix_port is not None:
         try:
@@ -255,11 +289,35 @@ def main(args: argparse.Namespace) -> int:
         # uvicorn re-raises SIGTERM once it has shut down; with this handler in place the
         # re-raise is a no-op and a clean stop exits 0 (SIGINT still ends as Ctrl-C: 130).
         signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-        print(f"oms serve: {args.db} on http://{args.host}:{args.port} (docs at /docs)", file=sys.stderr, flush=True)
-        server.run()
+        sockets = None
+        if args.worker_fd is not None:
+            import socket
+
+            sockets = [socket.socket(fileno=args.worker_fd)]
+        worker = "" if args.worker_of is None else f" (worker {os.getpid()})"
+        print(
+            f"oms serve: {shown(args.db)} on http://{args.host}:{args.port}{worker} (docs at /docs)",
+            file=sys.stderr,
+            flush=True,
+        )
+        server.run(sockets=sockets)
     finally:
         close()  # for a server that never started (port in use)
     return 0 if server.started and closed == [True] and not fix_failed else 1
+
+
+def _store_problem(args: argparse.Namespace) -> str | None:
+    """Why ``--workers`` or ``--fix-port`` cannot be used on this book, or None."""
+    from oms.store import is_url
+
+    if args.workers > 1 and not is_url(args.db):
+        return (
+            f"--workers {args.workers} needs a PostgreSQL book (--db postgresql://...): a DuckDB file "
+            "takes one writer process"
+        )
+    if args.fix_port is not None and is_url(args.db):
+        return "--fix-port keeps its sessions beside a DuckDB file: it is not offered on a PostgreSQL book yet"
+    return None
 
 
 def _fix_problem(args: argparse.Namespace) -> str | None:

@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh in-memory gateway, a DuckDB file in tmp_path."""
+"""Shared fixtures: a fresh in-memory gateway, a DuckDB file in tmp_path, a real
+PostgreSQL server for the session with a fresh database per test."""
 
 from __future__ import annotations
 
@@ -176,3 +177,27 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     yield start
     for process in started:
         process.cleanup()
+
+
+# ---- PostgreSQL: a real server from the distribution's binaries, for the whole session ----
+
+import itertools  # noqa: E402
+
+from oms.store.pgcluster import TempCluster  # noqa: E402
+
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[TempCluster]:
+    """A real PostgreSQL server (initdb into a temporary folder, a free loopback port; run
+    as the unprivileged ``postgres`` user under root), stopped and removed at the end.
+    When it cannot start, every test that needs it errors: never a skip."""
+    with TempCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: TempCluster) -> str:
+    """The URL of a fresh, empty database on the session's PostgreSQL server."""
+    return pg_cluster.create_database(f"book_{os.getpid()}_{next(_databases)}")

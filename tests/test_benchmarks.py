@@ -67,3 +67,13 @@ def test_listing_bench_pages_and_lists_a_served_book_and_every_answer_is_right()
     page = r"GET /orders\?limit=500&after=ID \(10 pages\): p50 +\d+\.\d\d ms  p99 +\d+\.\d\d ms  goal p50 <= 25 ms"
     assert re.search(page, out), out
     assert "answers: all correct (1,501 orders;" in out and "ERRORS" not in out
+
+
+def test_pg_bench_serves_duckdb_and_one_two_and_four_postgresql_workers_and_checks_every_answer() -> None:
+    out = run("pg_bench.py", "--rounds", "16", "--clients", "8", "32")  # exits 0 when every answer was right
+    for label in ("DuckDB, 1 process", *(f"PostgreSQL, {n} worker(s)" for n in (1, 2, 4))):
+        for clients in ("8", "32"):
+            assert re.search(rf"{re.escape(label)} +{clients} clients +\d+ ops/s +p99 +\d+\.\d ms", out), out
+    assert re.search(r"PG 2 workers / PG 1 worker at 32 clients = \d+\.\d\dx   goal >= 1.5x", out), out
+    assert re.search(r"PG 2 workers / DuckDB      at 32 clients = \d+\.\d\dx   goal >= 1x", out), out
+    assert "answers: all correct" in out and "ERRORS" not in out

@@ -1,7 +1,7 @@
-"""One behavioural suite, two transports: the embedded engine and the remote gateway over
-a real uvicorn server on loopback. Whatever a notebook, widget or certification run sees
-through one, it sees through the other: same orders, same timestamps (simulated clock),
-same error classes and codes."""
+"""One behavioural suite, two transports and two stores: the embedded engine and the remote
+gateway over a real uvicorn server on loopback, each on DuckDB and on a real PostgreSQL.
+Whatever a notebook, widget or certification run sees through one, it sees through the
+others: same orders, same timestamps (simulated clock), same error classes and codes."""
 
 from __future__ import annotations
 
@@ -34,12 +34,21 @@ def served() -> Iterator[tuple[Swappable, str]]:
         yield slot, server.url
 
 
-@pytest.fixture(params=["embedded", "remote"])
+STORES = ("duckdb", "postgresql")
+
+
+def fresh_book(request: pytest.FixtureRequest, store: str) -> str:
+    """A fresh book of ``store``: DuckDB in memory, or a new PostgreSQL database."""
+    return ":memory:" if store == "duckdb" else str(request.getfixturevalue("pg_url"))
+
+
+@pytest.fixture(params=[(t, s) for s in STORES for t in ("embedded", "remote")], ids="-".join)
 def gateway(request: pytest.FixtureRequest, served: tuple[Swappable, str]) -> Iterator[Gateway]:
     """A fresh gateway on a simulated clock: the engine itself, or the engine behind a
-    real HTTP server reached through ``oms.connect``."""
-    with oms.open(":memory:", clock=oms.SimulatedClock()) as engine:
-        if request.param == "embedded":
+    real HTTP server reached through ``oms.connect``; on DuckDB or on PostgreSQL."""
+    transport, store = request.param
+    with oms.open(fresh_book(request, store), clock=oms.SimulatedClock()) as engine:
+        if transport == "embedded":
             yield engine
             return
         slot, url = served
@@ -63,7 +72,7 @@ def drive(gw: Gateway, order_id: int, actions: list[Action]) -> None:
 
 def test_the_gateway_satisfies_the_protocol_and_names_its_target(gateway: Gateway) -> None:
     assert isinstance(gateway, Gateway)
-    assert gateway.target == ":memory:" or gateway.target.startswith("http://127.0.0.1:")
+    assert gateway.target == ":memory:" or gateway.target.startswith(("http://127.0.0.1:", "postgresql://"))
 
 
 def test_create_returns_a_new_order_with_id_1_version_1_and_an_upper_case_symbol(gateway: Gateway) -> None:
@@ -235,7 +244,10 @@ def test_all_events_include_refused_creates_that_have_no_order(gateway: Gateway)
     assert events[1].request is not None and events[1].request["quantity"] == 0
 
 
-def test_both_transports_give_identical_orders_and_events_for_one_session() -> None:
+@pytest.mark.parametrize("store", STORES)
+def test_both_transports_give_identical_orders_and_events_for_one_session(
+    request: pytest.FixtureRequest, store: str
+) -> None:
     def session(gw: Gateway) -> tuple[list[oms.Order], list[oms.OrderEvent]]:
         a = new_order(gw, client_order_id="s-1")
         b = gw.create(symbol="RELIANCE", side="SELL", quantity=7, order_type="MARKET")
@@ -250,7 +262,7 @@ def test_both_transports_give_identical_orders_and_events_for_one_session() -> N
     with oms.open(":memory:", clock=oms.SimulatedClock()) as engine:
         embedded = session(engine)
     with (
-        oms.open(":memory:", clock=oms.SimulatedClock()) as engine,
+        oms.open(fresh_book(request, store), clock=oms.SimulatedClock()) as engine,
         ThreadedServer(engine) as server,
         oms.connect(server.url) as remote,
     ):

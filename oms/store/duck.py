@@ -1,4 +1,4 @@
-"""DuckDB persistence: schema and migrations, the append-only event log, the projection.
+"""The DuckDB store: schema and migrations, the append-only event log, the projection.
 
 Adapter layer (imports duckdb; the core never imports this). Layout in the file:
 
@@ -26,7 +26,7 @@ import re
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -37,6 +37,7 @@ import duckdb
 from oms.errors import DatabaseLocked, NotADatabase, SchemaTooNew, StoreError
 from oms.lifecycle import Action, Status
 from oms.model import CHANGED_FIELDS, Order, OrderEvent, OrderType, Side, canonical_decimal
+from oms.store.base import Catchup, EventRow
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -51,7 +52,7 @@ ORDER_COLUMNS = (
     "order_id", "client_order_id", "symbol", "side", "order_type", "quantity", "price",
     "status", "version", "executed_quantity", "executed_price", "created_at", "updated_at",
 )  # fmt: skip
-_ORDER_TABLE_COLUMNS = """
+ORDER_TABLE_COLUMNS = """
     order_id BIGINT NOT NULL, client_order_id VARCHAR, symbol VARCHAR NOT NULL,
     side VARCHAR NOT NULL, order_type VARCHAR NOT NULL, quantity BIGINT NOT NULL,
     price DECIMAL(16, 4), status VARCHAR NOT NULL, version INTEGER NOT NULL,
@@ -60,16 +61,17 @@ _ORDER_TABLE_COLUMNS = """
 """
 
 # Payload fields of the log and their SQL types in the typed view.
-_PAYLOAD_TYPES = {
+PAYLOAD_TYPES = {
     "action": "VARCHAR", "from_status": "VARCHAR", "to_status": "VARCHAR", "accepted": "BOOLEAN",
     "reason": "VARCHAR", "message": "VARCHAR", "event_at": "TIMESTAMP", "client_order_id": "VARCHAR",
     "symbol": "VARCHAR", "side": "VARCHAR", "order_type": "VARCHAR", "quantity": "BIGINT",
     "price": "DECIMAL(16, 4)", "version": "INTEGER", "executed_quantity": "BIGINT",
     "executed_price": "DECIMAL(16, 4)", "created_at": "TIMESTAMP",
 }  # fmt: skip
-_TYPED_PAYLOAD = ",\n".join(
-    f"(payload->>'$.{name}')::{sql_type} AS {name}" for name, sql_type in _PAYLOAD_TYPES.items()
-)
+_TYPED_PAYLOAD = ",\n".join(f"(payload->>'$.{name}')::{sql_type} AS {name}" for name, sql_type in PAYLOAD_TYPES.items())
+
+EVENTS_SELECT = f"SELECT seq, order_id, {_TYPED_PAYLOAD}, payload->'$.request' AS request FROM event_log"
+"""The typed ``order_events`` view over the three columns of ``event_log``."""
 
 # The latest accepted event of every order changed after the fold point, as order rows.
 _TAIL = """
@@ -88,10 +90,8 @@ MIGRATIONS: dict[int, list[str]] = {
     1: [
         "CREATE TABLE oms_schema (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)",
         "CREATE TABLE event_log (seq BIGINT NOT NULL, order_id BIGINT, payload VARCHAR NOT NULL)",
-        f"""CREATE VIEW order_events AS
-            SELECT seq, order_id, {_TYPED_PAYLOAD}, payload->'$.request' AS request
-            FROM event_log""",
-        f"CREATE TABLE orders_snapshot ({_ORDER_TABLE_COLUMNS})",
+        f"CREATE VIEW order_events AS {EVENTS_SELECT}",
+        f"CREATE TABLE orders_snapshot ({ORDER_TABLE_COLUMNS})",
         "CREATE TABLE projection_state (folded_seq BIGINT NOT NULL)",
         "INSERT INTO projection_state VALUES (0)",
         f"""CREATE VIEW orders AS
@@ -104,7 +104,7 @@ MIGRATIONS: dict[int, list[str]] = {
 _LOCK_PID = re.compile(r"PID (\d+)")
 
 
-def _naive_utc(at: datetime) -> datetime:
+def naive_utc(at: datetime) -> datetime:
     return at.astimezone(UTC).replace(tzinfo=None)
 
 
@@ -113,7 +113,7 @@ def _aware(at: datetime) -> datetime:
 
 
 def _ts_text(at: datetime) -> str:
-    return _naive_utc(at).isoformat(sep=" ", timespec="milliseconds")
+    return naive_utc(at).isoformat(sep=" ", timespec="milliseconds")
 
 
 MAX_STORED_TEXT = 256
@@ -233,8 +233,12 @@ def event_from_row(row: Sequence[Any]) -> OrderEvent:
 
 
 class Store:
-    """One DuckDB database holding the OMS schema. Not thread-safe on its own: the
-    engine serializes writers; reads take ``self.lock`` too (one connection)."""
+    """One DuckDB database holding the OMS schema (``oms.store.base.BookStore``). Not
+    thread-safe on its own: the engine serializes writers; reads take ``self.lock`` too
+    (one connection). The file has one writer process, so ``writing`` has nothing to
+    catch up on and ``append`` is the commit."""
+
+    shared = False
 
     def __init__(
         self, path: str | os.PathLike[str] = DEFAULT_DB, *, threads: int | None = None, read_only: bool = False
@@ -268,7 +272,7 @@ class Store:
             with self.transaction():
                 for statement in MIGRATIONS[target]:
                     self._con.execute(statement)
-                self._con.execute("INSERT INTO oms_schema VALUES (?, ?)", [target, _naive_utc(datetime.now(UTC))])
+                self._con.execute("INSERT INTO oms_schema VALUES (?, ?)", [target, naive_utc(datetime.now(UTC))])
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -283,7 +287,11 @@ class Store:
 
     # ---- writing ---------------------------------------------------------------------
 
-    def append(self, rows: Sequence[tuple[Any, ...]]) -> None:
+    def writing(self, since: int) -> AbstractContextManager[Catchup | None]:
+        """One commit (``append`` commits it): this process is the file's only writer."""
+        return nullcontext(None)
+
+    def append(self, rows: Sequence[EventRow]) -> None:
         """Append event rows in ONE statement; returns once they are committed."""
         if not rows:
             return
@@ -299,7 +307,7 @@ class Store:
             self._guard(lambda: self._append_creates(table))
 
     def _append_creates(self, table: pa.Table) -> None:
-        payload = ", ".join(f"'{name}', {_bulk_json_value(name)}" for name in _PAYLOAD_TYPES)
+        payload = ", ".join(f"'{name}', {_bulk_json_value(name)}" for name in PAYLOAD_TYPES)
         with self.transaction() as con:
             self._fold(con)
             con.register("incoming_events", table)
@@ -316,6 +324,19 @@ class Store:
             finally:
                 con.unregister("incoming_events")
             con.execute("UPDATE projection_state SET folded_seq = (SELECT max(seq) FROM event_log)")
+
+    def append_log(self, table: pa.Table) -> None:
+        """Append ``event_log`` rows (seq, order_id, payload) from an Arrow table, as they
+        are: how a DuckDB copy of another store's log is kept up to date."""
+        with self.lock:
+            self._guard(lambda: self._append_log(table))
+
+    def _append_log(self, table: pa.Table) -> None:
+        self._con.register("incoming_log", table)
+        try:
+            self._con.execute("INSERT INTO event_log SELECT seq, order_id, payload FROM incoming_log")
+        finally:
+            self._con.unregister("incoming_log")
 
     def fold(self) -> None:
         """Move the snapshot up to the newest event (one transaction; safe at any time)."""
@@ -382,6 +403,17 @@ class Store:
         events = [event_from_row(r) for r in rows]
         return [e for e in events if e.accepted] if accepted_only else events
 
+    def stream(self, query: str, batch_rows: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of ``query`` in lists of at most ``batch_rows``, on a connection of its
+        own (one snapshot; never the whole result in memory)."""
+        con = self.cursor()
+        try:
+            result = con.execute(query)
+            while batch := result.fetchmany(batch_rows):
+                yield batch
+        finally:
+            con.close()
+
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self.lock:
             row: tuple[Any, ...] | None = self._guard(lambda: self._con.execute(sql, list(params)).fetchone())
@@ -419,12 +451,12 @@ class Store:
         try:
             return fn()
         except duckdb.Error as e:
-            raise StoreError(f"{self.path}: {_first_line(e)}") from e
+            raise StoreError(f"{self.path}: {first_line(e)}") from e
 
 
 def _bulk_json_value(name: str) -> str:
     """The SQL that writes one payload field of a bulk row as ``event_row`` writes it."""
-    sql_type = _PAYLOAD_TYPES[name]
+    sql_type = PAYLOAD_TYPES[name]
     if sql_type == "TIMESTAMP":
         return f"strftime({name}, '%Y-%m-%d %H:%M:%S.%g')"
     if sql_type.startswith("DECIMAL"):
@@ -438,7 +470,7 @@ def _filters(**filters: str | None) -> tuple[str, list[Any]]:
     return ("WHERE " + " AND ".join(conditions)) if conditions else "", params
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 
 
@@ -567,7 +599,7 @@ def _open(path: str, *, read_only: bool, wal: bool = False) -> duckdb.DuckDBPyCo
     except duckdb.Error as e:
         failure = open_failure(path, e)
         if wal and read_only and not isinstance(failure, DatabaseLocked):
-            raise _unreplayable_wal(path, _first_line(e)[:160]) from None
+            raise _unreplayable_wal(path, first_line(e)[:160]) from None
         raise failure from None
 
 
@@ -581,7 +613,7 @@ def open_failure(path: str, e: duckdb.Error) -> StoreError:
     means, classified by the exception's type: an IOException is the file system's
     answer (a lock held by another process, a file that is not DuckDB's, no permission);
     any other DuckDB error while opening is the content itself (a corrupt file)."""
-    text = _first_line(e)
+    text = first_line(e)
     if isinstance(e, duckdb.IOException):
         if _LOCK_CONFLICT.match(text):
             match = _LOCK_PID.search(text)

@@ -1,0 +1,155 @@
+"""The Store protocol the engine talks to, and the registry of stores by URL scheme.
+
+Adapter layer (imports nothing heavy: a store's module loads only when a book of its
+kind is opened). Two stores implement the protocol:
+
+- ``oms.store.duck`` -- a DuckDB file (or ``":memory:"``): one writer process, the
+  engine's cache and counters are the truth (``shared = False``);
+- ``oms.store.pg`` -- a PostgreSQL database (``postgresql://...``): any number of server
+  processes write one book (``shared = True``). Each commit runs in one transaction that
+  first locks the book's counter row (``writing``): commits are serialized across
+  processes, ids stay unique and increasing in commit order, and a process learns there
+  what others committed since its last commit (``Catchup``) before it decides anything.
+
+Both keep the same schema version, the same append-only event log (refusals included,
+the same payload text), the same ``orders`` projection and the same exact decimals and
+UTC millisecond timestamps; analytics (``cursor``) are always DuckDB's.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
+
+from oms.model import Order, OrderEvent
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+EventRow = tuple[int, int | None, str]
+"""One ``event_log`` row: (seq, order_id, payload JSON text)."""
+
+
+@dataclass
+class Catchup:
+    """What other processes committed since a process's last known sequence number."""
+
+    seq: int
+    last_order_id: int
+    touched: set[int] = field(default_factory=set)
+    """Orders changed by those commits (their cached copies are stale)."""
+    client_order_ids: set[str] = field(default_factory=set)
+    """Client order ids their creates used."""
+
+
+class BookStore(Protocol):
+    """One book's persistence, as the engine uses it."""
+
+    path: str
+    """The book as given (a path or a URL; a URL's password is never shown)."""
+    read_only: bool
+    shared: bool
+    """True when other processes may write the same book at the same time."""
+    lock: threading.RLock
+    """Held by whoever uses the store's connection (the engine tries it without blocking)."""
+
+    def writing(self, since: int) -> AbstractContextManager[Catchup | None]:
+        """One commit: inside it the engine decides and ``append``s; it commits at the end.
+        Yields what others committed after ``since`` (None: nothing, or not ``shared``)."""
+        ...
+
+    def append(self, rows: Sequence[EventRow]) -> None:
+        """Append event rows in one statement; the ``orders`` projection follows them."""
+        ...
+
+    def append_arrow(self, table: pa.Table) -> None: ...
+
+    def fold(self) -> None: ...
+
+    def open_state(self) -> tuple[tuple[int, int, int], set[str]]:
+        """(last seq, last order id, folded seq) and every client order id in use."""
+        ...
+
+    def load_order(self, order_id: int) -> Order | None: ...
+
+    def load_orders(self, *, status: str | None = None, symbol: str | None = None) -> list[Order]: ...
+
+    def load_events(self, order_id: int | None = None, *, accepted_only: bool = False) -> list[OrderEvent]: ...
+
+    def stream(self, query: str, batch_rows: int = ...) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of ``query`` (SQL both dialects read) in batches, one snapshot, streamed."""
+        ...
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table: ...
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A DuckDB connection over the book as it is now, for reads (close it when done)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class StoreKind:
+    """One kind of store: its name for people and where its class lives (loaded on use)."""
+
+    name: str
+    factory: str
+    """``module:attribute`` of the store class."""
+    single_file: bool
+    """A file on this machine (whose identity the engine guards against a second writer)."""
+
+    def open(self, target: str, *, threads: int | None = None, read_only: bool = False) -> BookStore:
+        module, _, attribute = self.factory.partition(":")
+        cls: Any = getattr(importlib.import_module(module), attribute)
+        store: BookStore = cls(target, threads=threads, read_only=read_only)
+        return store
+
+
+DUCKDB = StoreKind("DuckDB", "oms.store.duck:Store", single_file=True)
+POSTGRESQL = StoreKind("PostgreSQL", "oms.store.pg:PgStore", single_file=False)
+
+STORES: dict[str, StoreKind] = {"postgresql": POSTGRESQL, "postgres": POSTGRESQL}
+"""Store kinds by URL scheme; anything without a registered scheme is a DuckDB path."""
+
+
+def scheme(target: str | os.PathLike[str]) -> str:
+    """The URL scheme of ``target`` in lower case, or "" for a path."""
+    text = os.fspath(target)
+    head, sep, _ = text.partition("://")
+    return head.lower() if sep and head.isalpha() else ""
+
+
+def kind_of(target: str | os.PathLike[str]) -> StoreKind:
+    """The store kind that opens ``target``."""
+    return STORES.get(scheme(target), DUCKDB)
+
+
+def is_url(target: str | os.PathLike[str]) -> bool:
+    """True when ``target`` names a database server (a registered scheme), not a file."""
+    return scheme(target) in STORES
+
+
+def shown(target: str | os.PathLike[str]) -> str:
+    """``target`` as it may be printed: a URL's password replaced by ``***``."""
+    text = os.fspath(target)
+    if not is_url(text):
+        return text
+    parts = urlsplit(text)
+    if parts.password is None:
+        return text
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_store(target: str | os.PathLike[str], *, threads: int | None = None, read_only: bool = False) -> BookStore:
+    """The store for ``target``: a PostgreSQL URL, else a DuckDB path (or ``":memory:"``).
+    Raises StoreError subclasses naming the book and what to do."""
+    return kind_of(target).open(os.fspath(target), threads=threads, read_only=read_only)

@@ -1,0 +1,420 @@
+"""The PostgreSQL store: one book that many server processes write (psycopg 3).
+
+Adapter layer. The same schema version and migrations as the DuckDB store (same
+version numbers, this dialect's DDL), the same three-column append-only ``event_log``
+(the same payload text, refusals included; a trigger refuses UPDATE, DELETE and
+TRUNCATE), and ``orders`` -- here a table kept in step by the statement that appends the
+events -- with exact ``NUMERIC(16, 4)`` prices and UTC ``TIMESTAMP(3)`` times.
+
+Many writers, one book: each commit is one transaction that first locks the book's one
+``oms_counters`` row (``SELECT ... FOR UPDATE``). So commits are serialized across
+processes, seq and order ids are assigned under the lock (unique, increasing, without
+gaps, in commit order), and the writer learns -- from the log after its last known seq --
+which orders others changed and which client order ids they used, before it decides
+anything. The events, the projection and the counters are then written by one statement,
+and the transaction commits (``synchronous_commit`` as the server has it: on by default,
+so an acknowledged command survives a crash of any process and of the server).
+
+Reads go through a second connection. Analytics are DuckDB's: ``cursor()`` hands out a
+connection to an in-memory DuckDB copy of the log, brought up to date from PostgreSQL
+first (incrementally: the log is append-only and seq follows commit order), so the
+``orders``/``order_events`` SQL, the listing and the backend check are the DuckDB ones.
+
+A broken connection (the server restarted) is reopened on next use. Every PostgreSQL
+failure leaves this module as a StoreError naming the book (its password hidden) and
+what to do; a failure during COMMIT says the command's fate is unknown.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from oms.errors import SchemaTooNew, StoreError
+from oms.model import Order, OrderEvent
+from oms.store import duck
+from oms.store.base import Catchup, EventRow, shown
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
+
+SCHEMA_VERSION = duck.SCHEMA_VERSION
+ORDER_COLUMNS = duck.ORDER_COLUMNS
+_COLUMNS = ", ".join(ORDER_COLUMNS)
+_MIGRATION_LOCK = 0x6F6D73  # pg_advisory_xact_lock key while migrating ("oms")
+CONNECT_TIMEOUT_S = 10
+MIRROR_BATCH_ROWS = 50_000
+
+_TYPED_PAYLOAD = ",\n".join(f"(p->>'{name}')::{sql_type} AS {name}" for name, sql_type in duck.PAYLOAD_TYPES.items())
+
+# This dialect's DDL, version by version (the same versions as duck.MIGRATIONS).
+MIGRATIONS: dict[int, list[str]] = {
+    1: [
+        "CREATE TABLE oms_schema (version INTEGER NOT NULL, applied_at TIMESTAMP(3) NOT NULL)",
+        "CREATE TABLE event_log (seq BIGINT PRIMARY KEY, order_id BIGINT, payload TEXT NOT NULL)",
+        "CREATE INDEX event_log_by_order ON event_log (order_id, seq)",
+        """CREATE FUNCTION oms_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'event_log is append-only: % refused', TG_OP; END $$""",
+        """CREATE TRIGGER event_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON event_log
+           FOR EACH STATEMENT EXECUTE FUNCTION oms_append_only()""",
+        f"CREATE VIEW order_events AS SELECT seq, order_id, {_TYPED_PAYLOAD}, p->'request' AS request "
+        "FROM event_log, LATERAL (SELECT payload::json AS p) AS parsed",
+        """CREATE TABLE orders (
+            order_id BIGINT PRIMARY KEY, client_order_id VARCHAR UNIQUE, symbol VARCHAR NOT NULL,
+            side VARCHAR NOT NULL, order_type VARCHAR NOT NULL, quantity BIGINT NOT NULL,
+            price NUMERIC(16, 4), status VARCHAR NOT NULL, version INTEGER NOT NULL,
+            executed_quantity BIGINT NOT NULL, executed_price NUMERIC(16, 4),
+            created_at TIMESTAMP(3) NOT NULL, updated_at TIMESTAMP(3) NOT NULL)""",
+        "CREATE INDEX orders_by_status ON orders (status, order_id)",
+        "CREATE INDEX orders_by_symbol ON orders (symbol, order_id)",
+        """CREATE TABLE oms_counters (one BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+            last_seq BIGINT NOT NULL, last_order_id BIGINT NOT NULL)""",
+        "INSERT INTO oms_counters VALUES (TRUE, 0, 0)",
+    ],
+}
+assert MIGRATIONS.keys() == duck.MIGRATIONS.keys(), "both stores migrate through the same versions"
+
+_CHANGED = ("status", "quantity", "price", "version", "executed_quantity", "executed_price", "updated_at")
+_AS_ORDER = {  # the orders column from the payload of an accepted event (p), as DuckDB's view reads it
+    "order_id": "a.order_id", "status": "(p->>'to_status')", "updated_at": "(p->>'event_at')::TIMESTAMP(3)",
+    **{name: f"(p->>'{name}')::{duck.PAYLOAD_TYPES[name]}" for name in ORDER_COLUMNS
+       if name in duck.PAYLOAD_TYPES and name != "updated_at"},
+}  # fmt: skip
+assert set(_AS_ORDER) == set(ORDER_COLUMNS)
+# One statement per commit: the events, the orders they leave, the counters.
+_APPEND = (
+    "WITH appended AS (INSERT INTO event_log (seq, order_id, payload) VALUES {values} "
+    "RETURNING seq, order_id, payload), "
+    f"projected AS (INSERT INTO orders ({_COLUMNS}) "
+    f"SELECT DISTINCT ON (a.order_id) {', '.join(_AS_ORDER[name] for name in ORDER_COLUMNS)} "
+    "FROM appended AS a, LATERAL (SELECT a.payload::json AS p) AS parsed WHERE (p->>'accepted')::BOOLEAN "
+    "ORDER BY a.order_id, a.seq DESC "
+    f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _CHANGED)} "
+    "RETURNING order_id) "
+    "UPDATE oms_counters SET last_seq = %s, last_order_id = greatest(%s, (SELECT max(order_id) FROM projected))"
+)
+
+# What a connection failure means, found in libpq's message (it carries no SQLSTATE).
+_CONNECT_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"password authentication failed|no password supplied|authentication failed", re.I),
+     "the server refused the user or password in the URL: check them"),
+    (re.compile(r'role "[^"]*" does not exist', re.I), "no such user on that server: check the user in the URL"),
+    (re.compile(r'database "[^"]*" does not exist', re.I),
+     "no such database on that server: create it first (createdb NAME), or check the URL"),
+    (re.compile(r"Connection refused|could not connect|No such file or directory|timeout expired", re.I),
+     "cannot reach the PostgreSQL server: start it, or check the host and port in the URL"),
+    (re.compile(r"could not translate host name|Name or service not known", re.I),
+     "unknown host: check the host in the URL"),
+    (re.compile(r"the database system is (starting up|shutting down|in recovery mode)", re.I),
+     "the server is starting or stopping: try again in a moment"),
+)  # fmt: skip
+
+
+def _first_line(e: BaseException) -> str:
+    text = " ".join(str(e).split())
+    return text[:300] if text else type(e).__name__
+
+
+def connect_problem(e: psycopg.Error) -> str:
+    """What a failure to connect means, for people."""
+    text = str(e)
+    for pattern, meaning in _CONNECT_PROBLEMS:
+        if pattern.search(text):
+            return meaning
+    return _first_line(e)
+
+
+class PgStore:
+    """One PostgreSQL database holding the OMS schema (``oms.store.base.BookStore``)."""
+
+    shared = True
+
+    def __init__(self, url: str, *, threads: int | None = None, read_only: bool = False) -> None:
+        self.url = url
+        self.path = shown(url)
+        self.read_only = read_only
+        self.lock = threading.RLock()  # the writer connection
+        self._read_lock = threading.Lock()
+        self._mirror_lock = threading.Lock()
+        self._threads = threads
+        self._writer: psycopg.Connection[Any] | None = None
+        self._reader: psycopg.Connection[Any] | None = None
+        self._mirror: duck.Store | None = None
+        self._mirrored = self._mirror_folded = 0
+        self._last_order_id = 0
+        conn = self._connect()
+        try:
+            if read_only:
+                self._check_version(conn, allow_empty=False)
+            else:
+                self._migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._reader = conn
+
+    # ---- connections -------------------------------------------------------------------
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="oms")
+        except psycopg.Error as e:
+            raise StoreError(f"{self.path}: {connect_problem(e)}") from None
+        if self.read_only:
+            conn.execute("SET default_transaction_read_only = on")
+        return conn
+
+    def _live(self, conn: psycopg.Connection[Any] | None) -> psycopg.Connection[Any]:
+        """``conn``, or a new connection when it is missing or broken (the server restarted)."""
+        if conn is not None and not conn.closed and not conn.broken:
+            return conn
+        if conn is not None:
+            conn.close()
+        return self._connect()
+
+    def _fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one read. A connection that turns out broken (the server restarted
+        since its last use) is opened again and the read run once more."""
+        with self._read_lock:
+            for attempt in (1, 2):
+                self._reader = conn = self._live(self._reader)
+                try:
+                    return conn.execute(sql, params).fetchall()  # type: ignore[call-overload, no-any-return]
+                except psycopg.OperationalError as e:
+                    if attempt == 2 or not conn.broken:
+                        raise self._failure(e) from e
+                except psycopg.Error as e:
+                    raise self._failure(e) from e
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Connection[Any]]:
+        self._fetch("SELECT 1")  # a live connection first
+        with self._read_lock:
+            assert self._reader is not None
+            try:
+                yield self._reader
+            except psycopg.Error as e:
+                raise self._failure(e) from e
+
+    def _failure(self, e: psycopg.Error) -> StoreError:
+        if isinstance(e, psycopg.OperationalError):
+            return StoreError(f"{self.path}: the PostgreSQL server is unreachable ({_first_line(e)[:160]}): "
+                              "the command was not recorded; try again once the server is back")  # fmt: skip
+        return StoreError(f"{self.path}: {_first_line(e)}")
+
+    # ---- opening -----------------------------------------------------------------------
+
+    def _migrate(self, conn: psycopg.Connection[Any]) -> None:
+        try:
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", [_MIGRATION_LOCK])  # several workers start at once
+                version = self._check_version(conn, allow_empty=True)
+                for target in sorted(v for v in MIGRATIONS if v > version):
+                    for statement in MIGRATIONS[target]:
+                        conn.execute(statement)  # type: ignore[call-overload]
+                    conn.execute("INSERT INTO oms_schema VALUES (%s, %s)", [target, duck.naive_utc(datetime.now(UTC))])
+        except psycopg.Error as e:
+            raise self._failure(e) from None
+
+    def _check_version(self, conn: psycopg.Connection[Any], *, allow_empty: bool) -> int:
+        """The database's schema version (0: empty). Refuses a database of something else,
+        a newer schema, and (``allow_empty=False``) a database without a book."""
+        tables = {
+            r[0]
+            for r in conn.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+            ).fetchall()
+        }
+        if "oms_schema" not in tables:
+            if tables:
+                raise StoreError(
+                    f"{self.path} is a PostgreSQL database of something else (tables: {', '.join(sorted(tables))}); "
+                    "pass a new database for the OMS"
+                )
+            if not allow_empty:
+                raise StoreError(f"{self.path} holds no OMS book yet (an empty database)")
+            return 0
+        row = conn.execute("SELECT max(version) FROM oms_schema").fetchone()
+        version = int(row[0]) if row and row[0] is not None else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{self.path} has schema version {version}, newer than this oms ({SCHEMA_VERSION}): "
+                "upgrade the oms package to open it; the database was not changed"
+            )
+        if version < SCHEMA_VERSION and not allow_empty:
+            raise StoreError(f"{self.path} has schema version {version}: open it once for writing to upgrade it")
+        return version
+
+    # ---- writing -----------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, since: int) -> Iterator[Catchup | None]:
+        """One transaction holding the book's counter row: yields what others committed
+        after ``since`` (None when nothing), commits when the block ends."""
+        with self.lock:
+            conn, last_seq = self._begin()
+            try:
+                news = None if last_seq == since else self._catch_up(conn, since, last_seq)
+            except psycopg.Error as e:
+                self._rollback(conn)
+                raise self._failure(e) from e
+            try:
+                yield news
+            except BaseException:
+                self._rollback(conn)
+                raise
+            try:
+                conn.execute("COMMIT")
+            except psycopg.Error as e:
+                raise StoreError(
+                    f"{self.path}: the connection failed while committing ({_first_line(e)[:160]}): "
+                    "the command may or may not have been recorded; read the order to know"
+                ) from e
+
+    def _begin(self) -> tuple[psycopg.Connection[Any], int]:
+        """BEGIN and lock the counter row: the connection and the book's last seq. A
+        connection found broken here (nothing sent yet) is opened again, once."""
+        for attempt in (1, 2):
+            self._writer = conn = self._live(self._writer)
+            try:
+                cur = conn.execute("BEGIN; SELECT last_seq, last_order_id FROM oms_counters FOR UPDATE")
+                cur.nextset()
+                row = cur.fetchone()
+                assert row is not None
+                self._last_order_id = int(row[1])
+                return conn, int(row[0])
+            except psycopg.Error as e:
+                self._rollback(conn)
+                if attempt == 2 or not conn.broken:
+                    raise self._failure(e) from e
+        raise AssertionError("unreachable")
+
+    def _catch_up(self, conn: psycopg.Connection[Any], since: int, last_seq: int) -> Catchup:
+        rows = conn.execute(
+            "SELECT order_id, p->>'action', p->>'client_order_id' FROM event_log, "
+            "LATERAL (SELECT payload::json AS p) AS parsed WHERE seq > %s AND (p->>'accepted')::boolean",
+            [since],
+        ).fetchall()
+        return Catchup(
+            seq=last_seq,
+            last_order_id=self._last_order_id,
+            touched={r[0] for r in rows},
+            client_order_ids={r[2] for r in rows if r[1] == "create" and r[2] is not None},
+        )
+
+    @staticmethod
+    def _rollback(conn: psycopg.Connection[Any]) -> None:
+        if not conn.closed and not conn.broken:
+            try:
+                conn.execute("ROLLBACK")
+            except psycopg.Error:
+                conn.close()
+
+    def append(self, rows: Sequence[EventRow]) -> None:
+        """Append the events, move each order they accepted to the state its latest one
+        left it in (the payload carries it, as in DuckDB's view), and move the counters:
+        ONE statement of the transaction ``writing`` holds."""
+        if not rows:
+            return
+        params: list[Any] = [value for row in rows for value in row]
+        params += [max(row[0] for row in rows), self._last_order_id]
+        sql = _APPEND.format(values=", ".join(["(%s::BIGINT, %s::BIGINT, %s::TEXT)"] * len(rows)))
+        with self.lock:
+            assert self._writer is not None, "append runs inside writing()"
+            try:
+                self._writer.execute(sql, params)  # type: ignore[call-overload]
+            except psycopg.Error as e:
+                raise self._failure(e) from e
+
+    def append_arrow(self, table: pa.Table) -> None:
+        raise StoreError(
+            f"{self.path}: bulk_create is offered by the DuckDB store only; create the orders one by one "
+            "(a server batches them into shared commits)"
+        )
+
+    def fold(self) -> None:
+        """Nothing to fold: ``orders`` is a table kept in step."""
+
+    # ---- reading -----------------------------------------------------------------------
+
+    def open_state(self) -> tuple[tuple[int, int, int], set[str]]:
+        (row,) = self._fetch("SELECT last_seq, last_order_id FROM oms_counters")
+        ids = self._fetch("SELECT client_order_id FROM orders WHERE client_order_id IS NOT NULL")
+        return (int(row[0]), int(row[1]), int(row[0])), {r[0] for r in ids}
+
+    def load_order(self, order_id: int) -> Order | None:
+        rows = self._fetch(f"SELECT {_COLUMNS} FROM orders WHERE order_id = %s", [order_id])
+        return duck.order_from_row(rows[0]) if rows else None
+
+    def load_orders(self, *, status: str | None = None, symbol: str | None = None) -> list[Order]:
+        filters = [(name, value) for name, value in (("status", status), ("symbol", symbol)) if value is not None]
+        where = ("WHERE " + " AND ".join(f"{name} = %s" for name, _ in filters)) if filters else ""
+        rows = self._fetch(f"SELECT {_COLUMNS} FROM orders {where} ORDER BY order_id", [v for _, v in filters])
+        return [duck.order_from_row(r) for r in rows]
+
+    def load_events(self, order_id: int | None = None, *, accepted_only: bool = False) -> list[OrderEvent]:
+        where, params = ("WHERE order_id = %s", [order_id]) if order_id is not None else ("", [])
+        rows = self._fetch(f"SELECT seq, order_id, payload FROM event_log {where} ORDER BY seq", params)
+        events = [duck.event_from_row(r) for r in rows]
+        return [e for e in events if e.accepted] if accepted_only else events
+
+    def stream(self, query: str, batch_rows: int = MIRROR_BATCH_ROWS) -> Iterator[list[tuple[Any, ...]]]:
+        """The rows of ``query`` in lists of at most ``batch_rows``, fetched as they come
+        (one snapshot; never the whole result in memory)."""
+        with self._reading() as conn:
+            batch: list[tuple[Any, ...]] = []
+            for row in conn.cursor().stream(query, size=min(batch_rows, 10_000)):  # type: ignore[arg-type]
+                batch.append(row)
+                if len(batch) >= batch_rows:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch
+
+    # ---- analytics: a DuckDB copy of the log ------------------------------------------------
+
+    def _synced_mirror(self) -> duck.Store:
+        """The in-memory DuckDB copy of the book, brought up to date."""
+        import pyarrow as pa
+
+        with self._mirror_lock:
+            if self._mirror is None:
+                self._mirror = duck.Store(duck.MEMORY, threads=self._threads)
+            mirror = self._mirror
+            query = f"SELECT seq, order_id, payload FROM event_log WHERE seq > {int(self._mirrored)} ORDER BY seq"
+            for batch in self.stream(query):
+                seqs, order_ids, payloads = zip(*batch, strict=True)
+                table = pa.table(
+                    {"seq": pa.array(seqs, pa.int64()), "order_id": pa.array(order_ids, pa.int64()),
+                     "payload": pa.array(payloads, pa.string())}
+                )  # fmt: skip
+                mirror.append_log(table)
+                self._mirrored = int(seqs[-1])
+            if self._mirrored - self._mirror_folded >= MIRROR_BATCH_ROWS:
+                mirror.fold()
+                self._mirror_folded = self._mirrored
+            return mirror
+
+    def arrow(self, sql: str, params: Sequence[Any] = ()) -> pa.Table:
+        return self._synced_mirror().arrow(sql, params)
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        return self._synced_mirror().cursor()
+
+    def close(self) -> None:
+        """Close the connections and drop the DuckDB copy (every commit is already durable)."""
+        with self.lock, self._read_lock, self._mirror_lock:
+            for conn in (self._writer, self._reader):
+                if conn is not None:
+                    conn.close()
+            if self._mirror is not None:
+                self._mirror.close()
+                self._mirror = None

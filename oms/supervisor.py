@@ -1,0 +1,136 @@
+"""``oms serve --workers N``: N server processes on one listening socket and one book.
+
+Adapter layer (standard library). The supervisor binds the socket once, opens the book
+once (so a bad URL, a server that is down or a newer schema is one line before any worker
+starts, and the migrations run once), then starts each worker as ``oms serve`` with the
+socket's descriptor; the kernel spreads connections over them. A worker killed by a
+signal (kill -9) is started again at once; one that exits by itself (it could not reach
+the database while starting: the server was restarting) is started again after
+RETRY_AFTER_S, and after MAX_FAILURES such exits the whole server stops with status 1.
+SIGTERM or SIGINT stops the workers (each finishes its requests in flight) and exits 0
+when every worker stopped cleanly. Each worker asks the kernel to kill it when the
+supervisor dies (``die_with``), so nothing outlives a kill -9 of ``oms serve`` and the
+port is free at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import oms
+from oms.errors import OMSError
+from oms.gateway import TOKEN_ENV
+from oms.store import shown
+
+STOP_TIMEOUT_S = 30.0
+"""Seconds the workers get to stop after SIGTERM before they are killed."""
+RETRY_AFTER_S = 1.0
+MAX_FAILURES = 10
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with(parent: int) -> None:
+    """In a worker: be killed when the supervisor ``parent`` dies (Linux); exit at once
+    if it is already gone."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if hasattr(libc, "prctl"):
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host.strip("[]"), port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _worker_command(args: argparse.Namespace, fd: int) -> list[str]:
+    command = [
+        sys.executable, "-m", "oms.cli", "serve", "--db", args.db, "--host", args.host, "--port", str(args.port),
+        "--head-timeout", str(args.head_timeout), "--log-level", args.log_level,
+        "--worker-of", str(os.getpid()), "--worker-fd", str(fd),
+    ]  # fmt: skip
+    return [*command, "--access-log"] if args.access_log else command
+
+
+def supervise(args: argparse.Namespace, token: str | None) -> int:
+    """Serve ``args.db`` from ``args.workers`` processes until SIGTERM/SIGINT. 0 after a
+    clean stop; 1 when the book or the port cannot be used, or a worker failed."""
+    try:
+        oms.open(args.db).close()  # one clear line for a bad book; the migrations run once
+    except OMSError as e:
+        print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
+        return 1
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as e:
+        print(f"oms serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
+    if token:
+        env[TOKEN_ENV] = token  # never on a command line, where ps would show it
+    command = _worker_command(args, sock.fileno())
+    stopping: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, _frame: stopping.append(signum))
+    workers = [subprocess.Popen(command, pass_fds=(sock.fileno(),), env=env) for _ in range(args.workers)]
+    print(
+        f"oms serve: {shown(args.db)} on http://{args.host}:{args.port} with {args.workers} workers "
+        f"(pids {', '.join(str(w.pid) for w in workers)})",
+        file=sys.stderr,
+        flush=True,
+    )
+    failures = 0
+    try:
+        while not stopping and failures < MAX_FAILURES:
+            time.sleep(0.2)
+            for i, worker in enumerate(workers):
+                status = worker.poll()
+                if status is None or stopping:
+                    continue
+                if status < 0:
+                    why = f"was killed ({signal.Signals(-status).name})"
+                else:
+                    failures += 1
+                    why = f"exited with status {status} ({failures} of at most {MAX_FAILURES})"
+                    time.sleep(RETRY_AFTER_S)
+                print(f"oms serve: worker {worker.pid} {why}: starting another", file=sys.stderr, flush=True)
+                workers[i] = subprocess.Popen(command, pass_fds=(sock.fileno(),), env=env)
+    finally:
+        sock.close()
+        clean = _stop(workers)
+    if failures >= MAX_FAILURES:
+        print(f"oms serve: workers failed {failures} times: stopped the server", file=sys.stderr)
+        return 1
+    print(f"oms serve: stopped {args.workers} workers; {shown(args.db)} closed", file=sys.stderr, flush=True)
+    return 0 if clean else 1
+
+
+def _stop(workers: list[subprocess.Popen[bytes]]) -> bool:
+    """SIGTERM every worker and wait (killing those still running after STOP_TIMEOUT_S);
+    True when every one exited 0."""
+    for worker in workers:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    clean = True
+    for worker in workers:
+        try:
+            clean &= worker.wait(max(0.1, deadline - time.monotonic())) == 0
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+            clean = False
+    return clean

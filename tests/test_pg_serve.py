@@ -1,0 +1,148 @@
+"""Many server processes, one PostgreSQL book: real `oms serve --workers N` processes and
+separate `oms serve` processes on one database. Ids stay unique and increasing, racing
+commands across processes have one winner, acknowledged commands survive kill -9 of any
+process and a crash-restart of the database server, and the certification pack certifies
+`oms serve --db postgresql://... --workers 4`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+import oms
+from conftest import ServeProcess
+from oms.store.pgcluster import TempCluster
+
+ROOT = Path(__file__).resolve().parent.parent
+CREATE = {"symbol": "INFY", "side": "BUY", "quantity": 10, "price": 100}
+
+
+def workers_of(server: ServeProcess, count: int, *, without: int = 0) -> list[int]:
+    """The worker pids of a supervisor, once it has ``count`` of them and ``without`` is
+    not one of them (bounded wait)."""
+    path = Path(f"/proc/{server.proc.pid}/task/{server.proc.pid}/children")
+    for _ in range(400):
+        pids = [int(p) for p in path.read_text().split()]
+        if len(pids) == count and without not in pids:
+            return pids
+        time.sleep(0.05)
+    raise AssertionError(f"the supervisor never had {count} workers: {path.read_text()!r}")
+
+
+def gone(pid: int) -> bool:
+    for _ in range(400):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":  # exited, not yet reaped
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def until_answered(send: Callable[[], httpx.Response]) -> httpx.Response:
+    """``send()`` until the server answers other than 503 (it is reconnecting): bounded."""
+    response = None
+    for _ in range(200):
+        try:
+            response = send()
+            if response.status_code != 503:
+                return response
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"the server never answered again: {response.text[:300] if response else 'no answer'}")
+
+
+def test_racing_commands_on_two_server_processes_have_exactly_one_winner(
+    serve: Callable[..., ServeProcess], pg_url: str
+) -> None:
+    a, b = serve(pg_url), serve(pg_url)
+    with httpx.Client(base_url=a.url) as left, httpx.Client(base_url=b.url) as right:
+        created = [(left if i % 2 else right).post("/order", json=CREATE).json()["order_id"] for i in range(30)]
+        assert created == list(range(1, 31))  # unique, increasing, whichever process took the command
+        barrier = threading.Barrier(2)
+        answers: dict[str, list[int]] = {"cancel": [], "execute": []}
+
+        def race(client: httpx.Client, act: str) -> None:
+            for order_id in created:
+                barrier.wait(timeout=30)
+                request = client.delete if act == "cancel" else lambda p: client.post(p + "/execute")
+                answers[act].append(request(f"/order/{order_id}").status_code)
+
+        threads = [threading.Thread(target=race, args=args) for args in ((left, "cancel"), (right, "execute"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        pairs = list(zip(answers["cancel"], answers["execute"], strict=True))
+        assert len(pairs) == 30 and all(sorted(pair) == [200, 409] for pair in pairs), pairs
+    with oms.open(pg_url) as book:
+        for order, (cancel, _) in zip(book.orders(), pairs, strict=True):
+            assert order.status.value == ("CANCELLED" if cancel == 200 else "EXECUTED")
+        assert book.replay() == book.orders()
+        assert [e.seq for e in book.events()] == list(range(1, 91))
+    assert a.terminate() == 0 and b.terminate() == 0
+
+
+def test_acknowledged_commands_survive_kill_9_of_a_worker_and_of_the_server_and_a_database_crash(
+    serve: Callable[..., ServeProcess], pg_url: str, pg_cluster: TempCluster
+) -> None:
+    server = serve(pg_url, args=("--workers", "2"))
+    first, second = workers_of(server, 2)
+    acknowledged: dict[int, str] = {}
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(10):
+            acknowledged[client.post("/order", json=CREATE).json()["order_id"]] = "NEW"
+        os.kill(first, signal.SIGKILL)  # one worker dies; the other serves, the supervisor starts another
+        assert gone(first)
+    with httpx.Client(base_url=server.url) as client:
+        for order_id in list(acknowledged)[:5]:
+            assert client.post(f"/order/{order_id}/execute").status_code == 200
+            acknowledged[order_id] = "EXECUTED"
+        assert second in workers_of(server, 2, without=first)  # a new worker in place of the killed one
+        pg_cluster.restart(immediate=True)  # the database server crashes and comes back
+        try:
+            response = until_answered(lambda: client.post("/order", json=CREATE))
+        except AssertionError:
+            raise AssertionError(server.log) from None
+        assert response.status_code == 201
+        acknowledged[response.json()["order_id"]] = "NEW"
+        assert client.delete(f"/order/{list(acknowledged)[5]}").status_code == 200
+        acknowledged[list(acknowledged)[5]] = "CANCELLED"
+    workers = workers_of(server, 2)
+    server.kill9()  # the supervisor itself: its workers go with it, freeing the port
+    assert all(gone(pid) for pid in workers)
+    with oms.open(pg_url) as book:
+        assert {o.order_id: o.status.value for o in book.orders()} == acknowledged
+        assert book.replay() == book.orders()
+    again = serve(pg_url, args=("--workers", "2"))  # same port free? a new one; same book
+    assert [o["order_id"] for o in httpx.get(again.url + "/orders").json()] == sorted(acknowledged)
+    assert again.terminate() == 0 and "stopped 2 workers" in again.log
+
+
+def test_the_certification_pack_certifies_four_workers_on_postgresql(pg_url: str, tmp_path: Path) -> None:
+    serve = f"{sys.executable} -m oms.cli serve --db {pg_url} --port {{port}} --workers 4"
+    done = subprocess.run(
+        [sys.executable, "-m", "oms.cli", "certify", "--quiet", "--serve", serve, "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    (run,) = sorted(tmp_path.glob("run-*"))
+    results = json.loads((run / "results.json").read_text())
+    failed = {c["id"]: c["reason"] for c in results["cases"] if c["status"] in ("FAIL", "NOT RUN")}
+    assert failed == {} and done.returncode == 0, done.stdout + done.stderr
+    assert results["verdict_line"].startswith("CERTIFIED (core, read, audit;")
+    # the pack reads a managed server's database as a DuckDB {db} file; a PostgreSQL book has none
+    not_applicable = {c["id"] for c in results["cases"] if c["status"] == "NOT APPLICABLE"}
+    assert "PB-070" in not_applicable  # (and any case of a face it does not offer, such as FIX)

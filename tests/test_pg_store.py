@@ -1,0 +1,182 @@
+"""The PostgreSQL store on a real server: the same rules as DuckDB's (schema version, an
+append-only log with refusals, exact decimals, UTC milliseconds), clear errors, several
+writers on one book, a server restart, and DuckDB's analytics and Parquet export over it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pyarrow.parquet as pq
+import pytest
+
+import oms
+from oms import views
+from oms.store import SCHEMA_VERSION
+from oms.store.pgcluster import TempCluster
+
+
+def session(gw: oms.engine.Engine) -> None:
+    """The same commands on any book: accepted and refused, both order types, a client id."""
+    a = gw.create(symbol="INFY", side="BUY", quantity=100, price="999999999999.9999", client_order_id="c-1")
+    b = gw.create(symbol="TCS", side="SELL", quantity=7, order_type="MARKET")
+    c = gw.create(symbol="INFY", side="SELL", quantity=3, price="0.0001")
+    gw.modify(a.order_id, price="1490.0001", quantity=50)
+    for refused in (lambda: gw.cancel(a.order_id), lambda: gw.execute(b.order_id), lambda: gw.create(
+            symbol="X", side="BUY", quantity=1, price="1", client_order_id="c-1")):  # fmt: skip
+        with pytest.raises(oms.OMSError):
+            refused()
+    gw.execute(b.order_id, price="2500.5")
+    gw.cancel(c.order_id)
+
+
+def test_a_postgresql_book_has_the_schema_version_numeric_prices_and_millisecond_utc_times(pg_url: str) -> None:
+    with oms.open(pg_url, clock=oms.SimulatedClock()) as gw:
+        session(gw)
+        assert gw.get(1).price == Decimal("1490.0001") and gw.get(3).price == Decimal("0.0001")
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("SELECT max(version) FROM oms_schema").fetchone() == (SCHEMA_VERSION,)
+        types = dict(con.execute(
+            "SELECT column_name, format_type(atttypid, atttypmod) FROM information_schema.columns "
+            "JOIN pg_attribute ON attrelid = 'orders'::regclass AND attname = column_name WHERE table_name = 'orders'"
+        ).fetchall())  # fmt: skip
+        assert types["price"] == types["executed_price"] == "numeric(16,4)"
+        assert types["created_at"] == types["updated_at"] == "timestamp(3) without time zone"
+        assert con.execute("SELECT price FROM orders WHERE order_id = 1").fetchone() == (Decimal("1490.0001"),)
+
+
+def test_the_log_records_refusals_and_refuses_to_be_changed(pg_url: str) -> None:
+    with oms.open(pg_url, clock=oms.SimulatedClock()) as gw:
+        session(gw)
+        refused = [(e.action.value, e.reason) for e in gw.events() if not e.accepted]
+        assert refused == [("cancel", "INVALID_TRANSITION"), ("execute", "VALIDATION_ERROR"),
+                           ("create", "DUPLICATE_CLIENT_ORDER_ID")]  # fmt: skip
+        assert gw.replay() == gw.orders()
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        for statement in ("UPDATE event_log SET payload = '{}'", "DELETE FROM event_log", "TRUNCATE event_log"):
+            with pytest.raises(psycopg.errors.RaiseException, match="append-only"):
+                con.execute(statement)
+        assert con.execute("SELECT count(*) FROM order_events WHERE NOT accepted").fetchone() == (3,)
+
+
+def test_a_postgresql_book_holds_exactly_what_a_duckdb_book_holds(pg_url: str, tmp_path: Path) -> None:
+    with oms.open(":memory:", clock=oms.SimulatedClock()) as duck, oms.open(
+        pg_url, clock=oms.SimulatedClock()
+    ) as pg:  # fmt: skip
+        session(duck)
+        session(pg)
+        assert pg.orders() == duck.orders() and pg.events() == duck.events()
+        for frame in (views.blotter, views.summary, lambda gw: views.sql(gw, "SELECT * FROM order_events")):
+            assert frame(pg).equals(frame(duck))
+        assert views.verify_backend(pg)["matches_gateway"].all()
+
+
+def test_the_parquet_export_streams_either_store_into_the_same_files(pg_url: str, tmp_path: Path) -> None:
+    from oms.store.export import export_parquet
+
+    duck_file = tmp_path / "book.duckdb"
+    with oms.open(duck_file, clock=oms.SimulatedClock()) as duck, oms.open(
+        pg_url, clock=oms.SimulatedClock()
+    ) as pg:  # fmt: skip
+        session(duck)
+        session(pg)
+        for gw, folder in ((duck, tmp_path / "duck"), (pg, tmp_path / "pg")):
+            assert export_parquet(gw._store, folder, batch_rows=2) == {"order_events.parquet": 9, "orders.parquet": 3}
+    for name in ("order_events.parquet", "orders.parquet"):
+        assert pq.read_table(tmp_path / "pg" / name).equals(pq.read_table(tmp_path / "duck" / name))
+    events = pq.read_table(tmp_path / "pg" / "order_events.parquet")
+    assert str(events.schema.field("price").type) == "decimal128(16, 4)"
+    done = subprocess.run([sys.executable, "-m", "oms.cli", "export", "--db", pg_url, "--parquet",
+                           str(tmp_path / "cli")], capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "order_events.parquet: 9 rows" in done.stdout and "orders.parquet: 3 rows" in done.stdout
+
+
+def test_two_engines_on_one_database_share_ids_client_ids_and_each_others_changes(pg_url: str) -> None:
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        first = a.create(symbol="INFY", side="BUY", quantity=10, price="100", client_order_id="shared")
+        second = b.create(symbol="INFY", side="BUY", quantity=10, price="100")
+        assert (first.order_id, second.order_id) == (1, 2)
+        b.modify(first.order_id, price="99")  # a's cached copy is now stale
+        with pytest.raises(oms.InvalidTransition, match="MODIFIED"):
+            a.cancel(first.order_id)
+        assert a.execute(first.order_id).executed_price == Decimal("99")
+        with pytest.raises(oms.DuplicateClientOrderId):
+            b.create(symbol="TCS", side="SELL", quantity=1, price="1", client_order_id="shared")
+        assert a.get(first.order_id) == b.get(first.order_id) and a.orders() == b.orders()
+        assert [e.seq for e in a.events()] == list(range(1, 7))
+        assert a.replay() == b.orders()
+
+
+def test_racing_commands_from_two_engines_on_one_order_have_exactly_one_winner(pg_url: str) -> None:
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        ids = [a.create(symbol="INFY", side="BUY", quantity=1, price="10").order_id for _ in range(20)]
+        outcomes: dict[int, list[str]] = {i: [] for i in ids}
+        barrier = threading.Barrier(2)
+
+        def race(gw: oms.engine.Engine, act: str) -> None:
+            for order_id in ids:
+                barrier.wait(timeout=30)
+                try:
+                    getattr(gw, act)(order_id)
+                    outcomes[order_id].append(act)
+                except oms.InvalidTransition:
+                    pass
+
+        threads = [threading.Thread(target=race, args=args) for args in ((a, "cancel"), (b, "execute"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert all(len(winners) == 1 for winners in outcomes.values()), outcomes
+        for order in a.orders():
+            assert order.status.value == {"cancel": "CANCELLED", "execute": "EXECUTED"}[outcomes[order.order_id][0]]
+        assert a.replay() == a.orders()
+
+
+def test_an_engine_keeps_working_across_a_restart_of_the_database_server(pg_cluster: TempCluster, pg_url: str) -> None:
+    with oms.open(pg_url) as gw:
+        order = gw.create(symbol="INFY", side="BUY", quantity=5, price="10")
+        pg_cluster.restart(immediate=True)  # as a crash: no checkpoint, the WAL replayed
+        assert gw.get(order.order_id) == order  # the connection is opened again
+        assert gw.execute(order.order_id).status.value == "EXECUTED"
+    with oms.open(pg_url) as again:
+        assert again.get(order.order_id).status.value == "EXECUTED"
+
+
+def test_a_book_that_cannot_be_used_is_one_clear_error_naming_it_without_its_password(
+    pg_cluster: TempCluster, pg_url: str
+) -> None:
+    with oms.open(pg_url):
+        pass
+    foreign = pg_cluster.create_database(f"{pg_url.rsplit('/', 1)[1]}_foreign")
+    with psycopg.connect(foreign, autocommit=True) as con:
+        con.execute("CREATE TABLE invoices (id INTEGER)")
+    newer = pg_cluster.create_database(f"{pg_url.rsplit('/', 1)[1]}_newer")
+    with oms.open(newer):
+        pass
+    with psycopg.connect(newer, autocommit=True) as con:
+        con.execute("INSERT INTO oms_schema VALUES (%s, now())", [SCHEMA_VERSION + 1])
+    cases = {
+        "postgresql://nobody@127.0.0.1:1/x": (oms.StoreError, "cannot reach the PostgreSQL server"),
+        pg_cluster.url("postgres", password="not-the-password"): (oms.StoreError, "refused the user or password"),
+        pg_cluster.url("no_such_book"): (oms.StoreError, "no such database"),
+        foreign: (oms.StoreError, "of something else (tables: invoices)"),
+        newer: (oms.SchemaTooNew, f"schema version {SCHEMA_VERSION + 1}, newer than this oms"),
+    }
+    for url, (error, words) in cases.items():
+        with pytest.raises(error) as refused:
+            oms.open(url)
+        assert words in refused.value.message
+        assert "oms-test-password" not in refused.value.message and "not-the-password" not in refused.value.message
+    done = subprocess.run([sys.executable, "-m", "oms.cli", "serve", "--db", "postgresql://nobody@127.0.0.1:1/x"],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines() == [
+        "oms serve: STORE_ERROR: postgresql://nobody@127.0.0.1:1/x: cannot reach the PostgreSQL server: "
+        "start it, or check the host and port in the URL"
+    ]
