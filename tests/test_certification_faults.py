@@ -6,7 +6,10 @@ alone (standard library, sqlite3, only the core, read and audit tiers, its own m
 - clean, it is CERTIFIED for exactly what it offers, with no false alarm;
 - with each of its switchable faults -- every one breaking one rule of DESIGN.md -- it is
   FAILED, at least on the cases that state that rule; the kill rate is printed;
-- our own ``oms serve`` is CERTIFIED with the tiers and extensions it offers.
+- our own ``oms serve`` is CERTIFIED with the tiers and extensions it offers;
+- with its FIX 4.4 face (``--fix-port``) the same independent system is CERTIFIED over FIX,
+  and each of its FIX faults -- one rule of DESIGN.md's FIX face or of FIX 4.4's session
+  layer each -- is FAILED.
 """
 
 from __future__ import annotations
@@ -20,14 +23,36 @@ from typing import Any
 
 import pytest
 
+from oms.certification.checklist import load
+
 MINIMAL = Path(__file__).parent / "faulty_oms" / "minimal_oms.py"
 SERVE = "{python} " + str(MINIMAL) + " --db {db} --port {port}"
+SERVE_FIX = SERVE + " --fix-port {fix_port}"
+"""With its FIX 4.4 face (tests/faulty_oms/minimal_fix.py): every order case then runs over FIX."""
 OMS = str(Path(sys.executable).parent / "oms")
 ROOT = Path(__file__).resolve().parent.parent
 
 # For each fault: the cases that state the rule it breaks (each must FAIL). Other cases
 # may fail too, where the same broken rule shows up again.
 CATCHES: dict[str, set[str]] = {
+    # the FIX face (run with SERVE_FIX)
+    "fix-seq-reset-on-restart": {"FX-120", "FX-130"},
+    "fix-no-fill-report": {"FX-140", "EX-010"},
+    "fix-modified-39-5": {"FX-090", "FX-150", "LC-NEW-MODIFY"},
+    "fix-execid-reused": {"CA-010", "EX-010"},
+    "fix-no-ordrejreason": {"OE-120", "IC-010"},
+    "fix-cxlrej-wrong-status": {"LC-CANCELLED-CANCEL", "LC-EXECUTED-MODIFY"},
+    "fix-unknown-order-37": {"UO-MODIFY", "UO-CANCEL"},
+    "fix-no-session-reject": {"FX-070", "FX-080"},
+    "fix-resend-no-possdup": {"FX-050"},
+    "fix-resend-admin": {"FX-050"},
+    "fix-low-seq-accepted": {"FX-040"},
+    "fix-garbled-rejected": {"FX-060"},
+    "fix-offline-reports-lost": {"FX-160"},
+    "fix-clordid-trimmed": {"IC-130"},
+    "fix-fill-no-lastpx": {"FX-140", "EX-010"},
+    "fix-cumqty-wrong": {"FX-140", "EX-010"},
+    # the HTTP face and the engine
     "cancel-modified": {"LC-MODIFIED-CANCEL"},
     "modify-modified": {"LC-MODIFIED-MODIFY", "IC-070"},
     "execute-cancelled": {"LC-CANCELLED-EXECUTE", "SM-040"},
@@ -92,28 +117,51 @@ def test_every_fault_of_the_independent_system_is_listed_with_the_rule_it_breaks
     assert set(faults()) == set(CATCHES)
 
 
+FIX_CASES = {c.id for c in load().cases if "fix" in c.needs}
+
+
 def test_an_independent_system_that_follows_design_md_is_certified_with_no_false_alarm(tmp_path: Path) -> None:
     code, data = certify(SERVE, tmp_path)
     failed = {c["id"]: c["reason"] for c in data["cases"] if c["status"] == "FAIL"}
     assert failed == {}
     assert code == 0
     assert data["verdict_line"] == "CERTIFIED (core, read, audit; extensions: none)"
-    # what it does not offer does not apply: the whole log (GET /events) and our DuckDB file
-    assert by_status(data, "NOT APPLICABLE") == {"RP-055", "PB-070"}
+    # what it does not offer does not apply: the whole log (GET /events), our DuckDB file, FIX
+    assert by_status(data, "NOT APPLICABLE") == {"RP-055", "PB-070"} | FIX_CASES
     assert ["GET /events", "404", "events_log not offered"] in data["probes"]
 
 
-def test_every_fault_of_the_independent_system_fails_on_the_cases_of_its_rule(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    def run(fault: str) -> tuple[str, int, dict[str, Any]]:
-        return fault, *certify(f"{SERVE} --fault {fault}", tmp_path / fault)
+def test_the_independent_system_over_its_fix_face_is_certified_with_no_false_alarm(tmp_path: Path) -> None:
+    """Every order case sent over FIX (each report held to the mapping), the FX session cases
+    on sessions of the pack's own; execute, listing and audit through its HTTP face."""
+    code, data = certify(SERVE_FIX, tmp_path)
+    failed = {c["id"]: c["reason"] for c in data["cases"] if c["status"] == "FAIL"}
+    assert failed == {}
+    assert code == 0
+    assert data["verdict_line"] == "CERTIFIED (core, read, audit; extensions: none; face: fix)"
+    # a replace that changes nothing cannot be said in FIX (38 is always there)
+    assert by_status(data, "NOT APPLICABLE") == {"RP-055", "PB-070", "MO-040"}
+    assert by_status(data, "PASS") >= FIX_CASES
 
+
+@pytest.mark.timeout(1800)  # a hang guard for the whole sweep, never a speed budget
+@pytest.mark.parametrize("face", ["http", "fix"])
+def test_every_fault_of_the_independent_system_fails_on_the_cases_of_its_rule(
+    face: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The HTTP face's and the engine's faults run on SERVE, the FIX face's on SERVE_FIX."""
+
+    def run(fault: str) -> tuple[str, int, dict[str, Any]]:
+        serve = SERVE_FIX if face == "fix" else SERVE
+        return fault, *certify(f"{serve} --fault {fault}", tmp_path / fault)
+
+    chosen = [f for f in faults() if f.startswith("fix-") == (face == "fix")]
+    assert chosen
     with ThreadPoolExecutor(max_workers=2) as pool:
-        outcomes = list(pool.map(run, faults()))
+        outcomes = list(pool.map(run, chosen))
     killed = [f for f, code, data in outcomes if code == 1 and data["verdict"] == "FAILED"]
     with capsys.disabled():
-        print(f"\nkill rate: {len(killed)}/{len(outcomes)} faults of the independent system FAILED")
+        print(f"\nkill rate ({face} face): {len(killed)}/{len(outcomes)} faults of the independent system FAILED")
         for fault, _, data in outcomes:
             print(f"  {fault:<28} {data['verdict']:<9} {len(by_status(data, 'FAIL')):>3} cases failed")
     for fault, code, data in outcomes:
@@ -127,7 +175,7 @@ def test_our_server_is_certified_with_the_tiers_and_extensions_it_offers(tmp_pat
     code, data = certify("oms serve --db {db} --port {port}", tmp_path)
     assert code == 0, [c["reason"] for c in data["cases"] if c["status"] == "FAIL"]
     assert data["verdict_line"] == "CERTIFIED (core, read, audit; extensions: events_log, sql)"
-    assert {c["status"] for c in data["cases"]} == {"PASS"}
+    assert by_status(data, "PASS") == {c["id"] for c in data["cases"]} - FIX_CASES  # no FIX face asked for
     assert "uvicorn" in (data["server"] or "")
     assert "Started server process" in next(tmp_path.glob("run-*/server.log")).read_text()
 
@@ -165,7 +213,7 @@ def test_a_core_only_system_is_certified_for_core_and_its_read_and_audit_cases_d
     assert data["verdict_line"] == "CERTIFIED (core; extensions: none)"
     absent = by_status(data, "NOT APPLICABLE")
     needs = {c["id"]: set(c["needs"]) for c in data["cases"]}
-    assert absent == {cid for cid, n in needs.items() if n & {"read", "audit", "events_log", "sql"}}
+    assert absent == {cid for cid, n in needs.items() if n & {"read", "audit", "events_log", "sql", "fix"}}
     assert {"PB-010", "PB-050", "PB-090"} - absent == {"PB-010", "PB-050"}  # PB-090 replays the audit log
     code, data = certify(f"{SERVE} --core-only", tmp_path / "required", "--require", "audit", "--group", "RP")
     assert code == 1 and "required but not offered: audit" in data["verdict_line"]

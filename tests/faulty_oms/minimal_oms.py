@@ -7,6 +7,7 @@ separately written implementation.
 
     python tests/faulty_oms/minimal_oms.py --db PATH --port PORT [--host 127.0.0.1] [--fault NAME]...
     python tests/faulty_oms/minimal_oms.py --list-faults
+    ... --fix-port N [--fix-sender OMS] [--fix-target CLIENT]   (also the FIX 4.4 face: minimal_fix.py)
 
 With no ``--fault`` the server follows DESIGN.md.  Each ``--fault NAME`` switches on one
 deliberate defect that breaks exactly one rule of DESIGN.md (listed in ``FAULTS``), so a
@@ -14,6 +15,9 @@ certification run against it must fail on the cases about that rule and only tho
 
 Endpoints: POST /order, PUT /order/{id}, DELETE /order/{id}, POST /order/{id}/execute,
 GET /orders?status=&symbol=, GET /order/{id}, GET /order/{id}/events.  Nothing else.
+With ``--fix-port N`` the same engine also accepts one FIX 4.4 session on 127.0.0.1:N
+(0 picks a free port; the line "minimal_oms FIX listening on 127.0.0.1:PORT sender=.. target=.."
+is printed on stdout and stderr); the ``fix-...`` faults break rules of that face.
 """
 
 from __future__ import annotations
@@ -118,6 +122,36 @@ FAULTS: dict[str, str] = {
         "REST: GET /orders?status= filters by status; this validates the status but returns all orders."
     ),
     "unknown-status-empty": "REST: GET /orders with a bad filter is 422; an unknown status here answers 200 [].",
+    # FIX 4.4 face (--fix-port): each breaks one rule of DESIGN.md's FIX section or of FIX 4.4's session rules
+    "fix-seq-reset-on-restart": (
+        "FIX: sequence numbers and sent messages persist, so a restart resumes the session; "
+        "here a restart starts at MsgSeqNum 1 both ways."
+    ),
+    "fix-no-fill-report": "FIX: an execute from any face sends 150=F to the session that entered the order; none here.",
+    "fix-modified-39-5": "FIX: a modify is reported 150=5 with 39=0 (FIX 4.4 has no 39=5); this reports 39=5.",
+    "fix-execid-reused": "FIX: every ExecutionReport has a unique 17 ExecID; here all reports of an order share one.",
+    "fix-no-ordrejreason": "FIX: a refused create (150=8 39=8) carries 103 OrdRejReason (6/13/99); this omits 103.",
+    "fix-cxlrej-wrong-status": (
+        "FIX: 39 in an OrderCancelReject (35=9) is the order's current status; this always sends 39=8."
+    ),
+    "fix-unknown-order-37": "FIX: an OrderCancelReject for an unknown order has 37=NONE; this sends 37=UNKNOWN.",
+    "fix-no-session-reject": (
+        "FIX: a malformed message gets a session Reject (35=3) or BusinessMessageReject (35=j); this drops it silently."
+    ),
+    "fix-resend-no-possdup": "FIX: messages resent on a ResendRequest carry PossDupFlag 43=Y; here they lack it.",
+    "fix-resend-admin": (
+        "FIX: on a ResendRequest admin messages are replaced by SequenceReset-GapFill; here they are resent."
+    ),
+    "fix-low-seq-accepted": (
+        "FIX: a too-low MsgSeqNum without PossDupFlag is answered with Logout; here the message is processed."
+    ),
+    "fix-garbled-rejected": "FIX: a garbled message (bad checksum) is ignored; here it gets a session Reject (35=3).",
+    "fix-offline-reports-lost": (
+        "FIX: reports for a logged-out session are stored and reach it after its next logon; here they are dropped."
+    ),
+    "fix-clordid-trimmed": "FIX: 11 ClOrdID is stored and echoed verbatim; here it is stripped of surrounding spaces.",
+    "fix-fill-no-lastpx": "FIX: a fill report (150=F) carries 31 LastPx and 32 LastQty; here both are missing.",
+    "fix-cumqty-wrong": "FIX: a fill report has 14 CumQty = filled quantity, 151 LeavesQty = 0; here 14=0, 151=qty.",
 }
 
 # --------------------------------------------------------------------------------------
@@ -392,6 +426,11 @@ class Engine:
             ) from exc
         self.clock = Clock(int(last or 0))
         self.committer: threading.Thread | None = None
+        # Other faces (the FIX face) hook in here: observers see each accepted command
+        # inside its transaction; after_commit hooks run after such a transaction, off the lock.
+        self.observers: list = []
+        self.after_commit: list = []
+        self.changed = False
         if self.lazy:
             self.committer = threading.Thread(target=self._lazy_committer, daemon=True)
             self.committer.start()
@@ -427,19 +466,36 @@ class Engine:
     def _txn(self, fn):
         """Run fn inside one transaction under the lock; a Refusal raised by fn is
         committed too (its audit event), anything else rolls back."""
-        with self.lock:
-            self._check_open()
-            self._begin()
-            try:
-                result = fn()
-            except Refusal:
+        notify = False
+        try:
+            with self.lock:
+                self._check_open()
+                self._begin()
+                self.changed = False
+                try:
+                    result = fn()
+                except Refusal:
+                    self._commit()
+                    raise
+                except BaseException:
+                    self._rollback()
+                    raise
                 self._commit()
-                raise
-            except BaseException:
-                self._rollback()
-                raise
-            self._commit()
-            return result
+                notify = self.changed
+                return result
+        finally:
+            if notify:
+                for hook in self.after_commit:
+                    hook()
+
+    def transaction(self, fn):
+        """fn inside one transaction under the engine lock (used by the FIX face)."""
+        return self._txn(fn)
+
+    def _observe(self, action: str, before: dict | None, after: dict) -> None:
+        for observer in self.observers:
+            observer(action, before, after)
+        self.changed = True
 
     def _check_open(self) -> None:
         if self.closed:
@@ -549,6 +605,7 @@ class Engine:
                 tuple(order[c] for c in ORDER_COLUMNS),
             )
             self._append_event(order_id, "create", None, "NEW", True, None, now, order)
+            self._observe("create", None, order)
             return order
 
         return self._txn(run)
@@ -599,6 +656,7 @@ class Engine:
             (*(new[c] for c in sets), order["order_id"]),
         )
         self._append_event(order["order_id"], action, order["status"], new["status"], True, None, now, new)
+        self._observe(action, order, new)
         return new
 
     def _transition(self, action: str, status: str) -> str:
@@ -1148,17 +1206,40 @@ class Server(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-def serve(db: str, host: str, port: int, faults: set[str], verbose: bool = False, core_only: bool = False) -> int:
+def serve(
+    db: str,
+    host: str,
+    port: int,
+    faults: set[str],
+    verbose: bool = False,
+    core_only: bool = False,
+    fix: tuple[int, str, str] | None = None,
+) -> int:
+    """Serve HTTP; with fix = (port, sender, target) also the FIX 4.4 face on loopback."""
     try:
         engine = Engine(db, faults)
     except StartupError as exc:
         print(f"minimal_oms: {exc}", file=sys.stderr)
         return 2
+    acceptor = None
+    if fix is not None:
+        import minimal_fix  # next to this file (run as a script); loaded only with --fix-port
+
+        fix_port, sender, target = fix
+        try:
+            acceptor = minimal_fix.Acceptor(engine, Refusal, faults, sender, target, verbose)
+            fix_host, fix_bound = acceptor.start(fix_port)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            print(f"minimal_oms: cannot start the FIX face on 127.0.0.1:{fix_port}: {exc}", file=sys.stderr)
+            engine.close()
+            return 2
     handler = type("BoundHandler", (Handler,), {"engine": engine, "verbose": verbose, "core_only": core_only})
     try:
         server = Server((host, port), handler)
     except OSError as exc:
         print(f"minimal_oms: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        if acceptor is not None:
+            acceptor.stop()
         engine.close()
         return 2
 
@@ -1173,12 +1254,18 @@ def serve(db: str, host: str, port: int, faults: set[str], verbose: bool = False
     signal.signal(signal.SIGINT, on_signal)
     bound = server.server_address
     fault_note = f" faults: {', '.join(sorted(faults))}" if faults else ""
+    if acceptor is not None:
+        line = f"minimal_oms FIX listening on {fix_host}:{fix_bound} sender={sender} target={target}"
+        print(line, flush=True)  # stdout, for a harness that asked for --fix-port 0
+        print(line, file=sys.stderr, flush=True)
     print(f"minimal_oms listening on http://{bound[0]}:{bound[1]} db={db}{fault_note}", file=sys.stderr, flush=True)
     try:
         server.serve_forever(poll_interval=0.2)
     finally:
         server.server_close()  # stop accepting connections
         server.drain(10.0)  # answer the requests in flight, refuse new ones with 503
+        if acceptor is not None:
+            acceptor.stop()  # before the engine closes
         engine.close()  # commits (lazy-commit) and closes the db
     return 0
 
@@ -1202,6 +1289,14 @@ def main(argv: list[str] | None = None) -> int:
         help="speak only the core tier (no GET /order/{id}: 405; no /order/{id}/events: 404) -- not a fault",
     )
     p.add_argument("--verbose", action="store_true", help="log requests to stderr")
+    p.add_argument(
+        "--fix-port",
+        type=int,
+        metavar="N",
+        help="also accept FIX 4.4 sessions on 127.0.0.1:N (0: pick a free port and print it)",
+    )
+    p.add_argument("--fix-sender", default="OMS", help="our SenderCompID on the FIX face (default OMS)")
+    p.add_argument("--fix-target", default="CLIENT", help="the counterparty's CompID on the FIX face (default CLIENT)")
     args = p.parse_args(argv)
     if args.list_faults:
         width = max(len(n) for n in FAULTS)
@@ -1213,7 +1308,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown fault(s): {', '.join(unknown)} (see --list-faults)")
     if not args.db:
         p.error("--db is required")
-    return serve(args.db, args.host, args.port, set(args.fault), args.verbose, args.core_only)
+    fix = None if args.fix_port is None else (args.fix_port, args.fix_sender, args.fix_target)
+    return serve(args.db, args.host, args.port, set(args.fault), args.verbose, args.core_only, fix)
 
 
 if __name__ == "__main__":

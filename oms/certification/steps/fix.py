@@ -20,7 +20,8 @@ FIX 4.4's session layer, which DESIGN.md says wins where it is silent:
     status           OrderStatusRequest -> 150=I with the order's 37 and 39
     restart_resume   after a graceful restart, a Logon without reset goes on with both
                      sequences where they were (restart)
-    crash_resume     the same after kill -9 (crash)
+    crash_resume     the same after kill -9 (crash); a ResendRequest for the last message is
+                     allowed there (FIX recovery), one from the session's start is not
     fill_report      an execute through the HTTP face sends 150=F 39=2 with 31/32/14/151/6 to
                      the session that entered the order (core, raw_http)
     other_face       a modify and a cancel through the HTTP face send the unsolicited 150=5 and
@@ -306,7 +307,10 @@ def _status(case: CaseRun, client: FixClient) -> str:
     return f"150=I 37={order_id} 39=0"
 
 
-def _resume(case: CaseRun, client: FixClient, fault: Callable[[], None], how: str) -> str:
+def _resume(case: CaseRun, client: FixClient, fault: Callable[[], None], how: str, *, graceful: bool) -> str:
+    """A graceful stop has time to keep every number: no ResendRequest after it. After kill -9
+    a system may have lost the last message it processed and ask for it again (FIX's
+    recovery; the client gap-fills it) -- but never from the start of the session."""
     client.logon(reset=True)
     _alive(client, "BEFORE")
     ours, theirs = client.next_out, client.next_in
@@ -320,9 +324,9 @@ def _resume(case: CaseRun, client: FixClient, fault: Callable[[], None], how: st
         if seq < theirs:  # higher is fine: a Logout it stored on the way down, gap-filled on request
             raise StepFailed(f"after {how} the Logon answer has MsgSeqNum {seq}; the session had reached {theirs}")
         again.drain(0.3)
-        asked = [m for m in again.admin if m.msg_type == "2"]
-        if asked:
-            raise StepFailed(f"after {how} the system asked for MsgSeqNum {asked[0].get(7)} on: it lost ours ({ours})")
+        asked = [int(m.get(7) or 0) for m in again.admin if m.msg_type == "2"]
+        if asked and (graceful or min(asked) <= 1):
+            raise StepFailed(f"after {how} the system asked for MsgSeqNum {min(asked)} on: it lost ours ({ours})")
         _alive(again, "AFTER")
     finally:
         again.logout()
@@ -331,12 +335,12 @@ def _resume(case: CaseRun, client: FixClient, fault: Callable[[], None], how: st
 
 @check("restart_resume", "both sequence numbers go on where they were", frozenset({"restart"}))
 def _restart_resume(case: CaseRun, client: FixClient) -> str:
-    return _resume(case, client, case.target.restart, "a restart")
+    return _resume(case, client, case.target.restart, "a restart", graceful=True)
 
 
 @check("crash_resume", "both sequence numbers go on where they were", frozenset({"crash"}))
 def _crash_resume(case: CaseRun, client: FixClient) -> str:
-    return _resume(case, client, case.target.kill_and_start, "kill -9")
+    return _resume(case, client, case.target.kill_and_start, "kill -9", graceful=False)
 
 
 OTHER_FACE = frozenset({"core", "execute", "raw_http"})
