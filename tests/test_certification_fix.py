@@ -34,7 +34,7 @@ def test_our_fix_face_with_its_http_face_is_certified_by_every_case(tmp_path: Pa
     assert "face: fix" in result.verdict_line
     cases = _cases(run)
     fx = [c for c in cases if c.startswith("FX-")]
-    assert len(fx) == 16 and all(cases[c]["status"] == "PASS" for c in fx)
+    assert len(fx) == 23 and all(cases[c]["status"] == "PASS" for c in fx)
     # every order case ran over FIX: the only one that cannot is a replace that changes nothing
     not_applicable = {c for c, v in cases.items() if v["status"] == "NOT APPLICABLE"}
     assert not_applicable == {"MO-040"}
@@ -98,6 +98,6 @@ def test_a_quickfix_based_acceptor_written_apart_is_certified_over_fix(tmp_path:
     assert result.verdict_line.startswith("CERTIFIED (core without execute and listing, read; extensions: none")
     cases = _cases(run)
     passed = {c for c, v in cases.items() if v["status"] == "PASS"}
-    assert {c for c in cases if c.startswith("FX-")} - passed == {"FX-140", "FX-150", "FX-160"}  # need HTTP
+    assert {c for c in cases if c.startswith("FX-")} - passed == {"FX-140", "FX-150", "FX-160", "FX-220", "FX-230"}
     assert {"FX-120", "FX-130"} <= passed  # the session resumes after a restart and after kill -9
     assert len(passed) >= 40

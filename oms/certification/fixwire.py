@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from oms.certification.values import NotOffered
+from oms.certification.values import NotOffered, same
 from oms.certification.wire import ContractViolation
 from oms.errors import OMSError, ValidationError, from_code
 from oms.fix import mapping
@@ -83,6 +83,23 @@ FIELD_NAMES = ("client_order_id", "quantity", "price", "symbol", "side", "order_
 UNKNOWN_INSTRUMENT = ("UNKNOWN", "1")
 """Symbol and Side of a request about an order this session never entered (FIX requires both)."""
 TAG_FIELD = {"11": "client_order_id", "38": "quantity", "44": "price", "55": "symbol", "54": "side", "40": "order_type"}
+
+
+def _bad_checksum(data: bytes) -> bytes:
+    bad = (checksum(data[:-7]) + 1) % 256
+    return data[:-4] + f"{bad:03d}".encode() + b"\x01"
+
+
+def _bad_body_length(data: bytes) -> bytes:
+    """BodyLength three short (the CheckSum recomputed: only the length is wrong)."""
+    head, _, rest = data.partition(b"\x019=")
+    length, _, body = rest.partition(b"\x01")
+    framed = head + b"\x019=" + str(int(length) - 3).encode() + b"\x01" + body[:-7]
+    return framed + f"10={checksum(framed):03d}".encode() + b"\x01"
+
+
+GARBLE = {"checksum": _bad_checksum, "body_length": _bad_body_length}
+"""Ways a frame is garbled (DESIGN.md: a bad checksum or body length is ignored)."""
 
 
 class FixContractViolation(ContractViolation):
@@ -127,6 +144,10 @@ class FixClient:
         """Received session messages, for the session cases to inspect."""
         self.gaps: list[tuple[int, int]] = []
         """(expected, received) for each MsgSeqNum gap the system made."""
+        self.problems: list[str] = []
+        """What the system broke of the session rules while messages came in (``check()``)."""
+        self.logged_on = False
+        self._exec_ids: set[str] = set()
         self.ended = False
         self._frames = FrameReader()
         # Thread-safe for the race cases: one sender at a time, one reader at a time, and
@@ -154,16 +175,20 @@ class FixClient:
         return encode(msg_type, header, body)
 
     def send(
-        self, msg_type: str, body: list[Field], *, seq: int | None = None, poss_dup: bool = False, garble: bool = False
+        self,
+        msg_type: str,
+        body: list[Field],
+        *,
+        seq: int | None = None,
+        poss_dup: bool = False,
+        garble: str | None = None,
     ) -> int:
         """Send one message; its MsgSeqNum (the next one unless ``seq``). A garbled message (a
         wrong CheckSum) does not use up a number."""
         with self._send_lock:
             used = seq or self.next_out
             data = self.frame(msg_type, body, seq=used, poss_dup=poss_dup)
-            if garble:
-                bad = (checksum(data[:-7]) + 1) % 256
-                data = data[:-4] + f"{bad:03d}".encode() + b"\x01"
+            data = GARBLE[garble](data) if garble else data
             self.write(data)
             if not garble and used >= self.next_out:  # a number chosen too high moves ours on
                 self.next_out = used + 1
@@ -177,10 +202,10 @@ class FixClient:
             self.ended = True
             raise FixSessionEnded(f"{self.where}: the connection is closed ({e.strerror or e})") from None
 
-    def logon(self, *, reset: bool = True, seq: int | None = None) -> Message:
+    def logon(self, *, reset: bool = True, seq: int | None = None, heartbeat: int = HEARTBEAT_S) -> Message:
         """Logon (98=0, 108, 141=Y when ``reset``) and the system's Logon in answer."""
         first_out, first_in = (1, 1) if reset else (seq or self.next_out, self.next_in)
-        body: list[Field] = [(98, "0"), (108, str(HEARTBEAT_S))] + ([(141, "Y")] if reset else [])
+        body: list[Field] = [(98, "0"), (108, str(heartbeat))] + ([(141, "Y")] if reset else [])
         for attempt in range(LOGON_ATTEMPTS):
             # The system may still hold the session's previous connection (it has not seen it
             # close yet) and drop this Logon: connect again, a bounded number of times.
@@ -197,7 +222,14 @@ class FixClient:
             self.sock, self.ended, self._frames = self._connect(), False, FrameReader()
         if reply.msg_type == "5":
             raise FixSessionEnded(f"{self.where} answered the Logon with a Logout: {reply.get(58) or ''}".strip())
+        self.check()
         return reply
+
+    def check(self) -> None:
+        """FixContractViolation for what the system broke of the session rules so far."""
+        if self.problems:
+            problems, self.problems = self.problems, []
+            raise FixContractViolation(f"{self.where}: " + "; ".join(problems))
 
     def logout(self) -> None:
         """Logout, and the system's Logout (or the connection closing) in answer."""
@@ -295,7 +327,17 @@ class FixClient:
             self.next_in = int(msg.get(36) or self.next_in)
             self.admin.append(msg)
             return
+        if msg.msg_type == "A":
+            self.logged_on = True
+        elif not self.logged_on and msg.msg_type not in ADMIN:
+            self.problems.append(f"{_name(msg)} came before the answer to our Logon (FIX: the Logon comes first)")
+        if msg.msg_type == "8" and not poss_dup and msg.get(150) != STATUS_EXEC_TYPE and msg.get(17):
+            if msg[17] in self._exec_ids:
+                self.problems.append(f"{_name(msg)} repeats ExecID {msg[17]} without PossDupFlag (a report sent twice)")
+            self._exec_ids.add(msg[17])
         if seq > self.next_in and msg.msg_type not in ("5",):
+            if msg.msg_type != "A":  # at a Logon stored reports may wait: we ask for them
+                self.problems.append(f"MsgSeqNum jumped from {self.next_in} to {seq} ({_name(msg)})")
             self.gaps.append((self.next_in, seq))
             expected = self.next_in
             if msg.msg_type != "2":  # ask for what we missed (a ResendRequest of theirs is answered below)
@@ -494,13 +536,14 @@ class FixWireGateway:
         reply = self._answer(seq, clordid, name)
         what = f"the answer to {name} 11={clordid} (order {order_id})"
         if reply.msg_type == "9":
-            raise self._cancel_reject(reply, action, order_id, known, what)
+            raise self._cancel_reject(reply, action, order_id, known, what, body)
         if reply.msg_type != "8":
             raise FixContractViolation(f"{what}: 35={reply.msg_type}; expected 35=8 or 35=9")
         self._check_report(reply, what)
         if known is None:
             raise FixContractViolation(f"{what}: accepted for an order this session never saw acknowledged")
         self._expect(reply, what, exec_type=EXEC_TYPE[action], ord_status="0" if action is Action.MODIFY else "4")
+        self._check_orig(reply, body, what)
         before = known.order
         quantity = int(reply.get(38) or (_int(reply, 14) + _int(reply, 151) if action is Action.MODIFY else 0))
         order = replace(
@@ -523,7 +566,12 @@ class FixWireGateway:
         if known is None:
             return executed
         report = self.client.wait(
-            lambda m: m.msg_type == "8" and m.get(37) == str(order_id) and m.get(150) == EXEC_TYPE[Action.EXECUTE],
+            lambda m: (
+                m.msg_type == "8"
+                and m.get(43) != "Y"
+                and m.get(37) == str(order_id)
+                and m.get(150) == EXEC_TYPE[Action.EXECUTE]
+            ),
             what + " (DESIGN.md: an execute from any face sends 150=F to the session that entered the order)",
             timeout=FILL_WAIT_S,
         )
@@ -559,8 +607,11 @@ class FixWireGateway:
         what = f"the answer to OrderStatusRequest of order {order_id}"
         reply = self.client.wait(
             lambda m: (
-                (m.msg_type == "8" and m.get(150) == STATUS_EXEC_TYPE and (m.get(37) in (str(order_id), "NONE")))
-                or (m.msg_type in ("3", "j") and m.get(45) == str(seq))
+                m.get(43) != "Y"
+                and (
+                    (m.msg_type == "8" and m.get(150) == STATUS_EXEC_TYPE and (m.get(37) in (str(order_id), "NONE")))
+                    or (m.msg_type in ("3", "j") and m.get(45) == str(seq))
+                )
             ),
             what,
         )
@@ -611,12 +662,21 @@ class FixWireGateway:
         of its RefTagID (371)."""
         reply = self.client.wait(
             lambda m: (
-                (m.msg_type in ("8", "9") and m.get(11) == clordid and m.get(150) != STATUS_EXEC_TYPE)
-                or (m.msg_type in ("3", "j") and m.get(45) == str(seq))
+                m.get(43) != "Y"  # a resent copy answers nothing new
+                and (
+                    (m.msg_type in ("8", "9") and m.get(11) == clordid and m.get(150) != STATUS_EXEC_TYPE)
+                    or (m.msg_type in ("3", "j") and m.get(45) == str(seq))
+                )
             ),
             f"{name} 11={clordid}",
         )
+        self.client.check()
         if reply.msg_type in ("3", "j"):
+            if reply.get(372) != REQUEST_TYPES.get(name):
+                raise FixContractViolation(
+                    f"{_name(reply)} refusing {name}: RefMsgType (372) {reply.get(372)}, expected "
+                    f"{REQUEST_TYPES.get(name)} (DESIGN.md: 35=3 or 35=j with 45/372)"
+                )
             field_name = TAG_FIELD.get(reply.get(371) or "")
             where = f" (RefTagID 371={reply.get(371)}: {field_name})" if field_name else ""
             text = f"{reply.get(58) or 'refused'}{where}"
@@ -634,8 +694,8 @@ class FixWireGateway:
             return order
         mismatch = [
             f"{k} {getattr(order, k)} on FIX, {getattr(there, k)} over HTTP"
-            for k in ("status", "quantity", "price", "symbol", "side", "executed_quantity")
-            if str(getattr(order, k)) != str(getattr(there, k))
+            for k in SETTLED
+            if not same(getattr(order, k), getattr(there, k))
         ]
         if mismatch:
             raise FixContractViolation(f"{what} disagrees with GET /order/{order.order_id}: " + "; ".join(mismatch))
@@ -698,9 +758,19 @@ class FixWireGateway:
         code = ORD_REJ_REASON[reason]
         return FixRefusal(text, reason) if code == "VALIDATION_ERROR" else from_code(code, text)
 
+    def _check_orig(self, reply: Message, body: list[Field], what: str) -> None:
+        """41 of the answer to a replace or cancel is the OrigClOrdID the request gave (FIX
+        4.4 has it on the report of a replace or cancel and on every OrderCancelReject)."""
+        sent = next((v for t, v in body if t == 41), None)
+        if sent is not None and reply.get(41) != sent:
+            raise FixContractViolation(f"{what}: OrigClOrdID (41) {reply.get(41)!r}, the request gave {sent!r}")
+        if reply.msg_type == "9" and not reply.get(41):
+            raise FixContractViolation(f"{what}: an OrderCancelReject without OrigClOrdID (41)")
+
     def _cancel_reject(
-        self, reply: Message, action: Action, order_id: int, known: _Known | None, what: str
+        self, reply: Message, action: Action, order_id: int, known: _Known | None, what: str, body: list[Field]
     ) -> OMSError:
+        self._check_orig(reply, body, what)
         problems = []
         if reply.get(434) != CXL_REJ_RESPONSE_TO[action]:
             problems.append(f"434={reply.get(434)}, expected {CXL_REJ_RESPONSE_TO[action]}")
@@ -724,6 +794,13 @@ class FixWireGateway:
         if code == "VALIDATION_ERROR":
             return FixRefusal(text)
         return from_code(code, text)
+
+
+REQUEST_TYPES = {"NewOrderSingle": "D", "OrderCancelReplaceRequest": "G", "OrderCancelRequest": "F"}
+
+
+SETTLED = ("status", "quantity", "price", "symbol", "side", "order_type", "client_order_id", "executed_quantity")
+"""What a report says of an order that ``GET /order/{id}`` must say too."""
 
 
 def _wire(value: Any) -> str:

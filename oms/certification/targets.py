@@ -45,7 +45,7 @@ from typing import Any
 import oms
 from oms.certification import needs as needs_
 from oms.certification._child import Op, apply_ops, stream_order
-from oms.certification.fixwire import FixClient, FixSessionEnded, FixWireGateway
+from oms.certification.fixwire import FixClient, FixContractViolation, FixSessionEnded, FixWireGateway
 from oms.certification.values import NotOffered, NotSupported
 from oms.certification.wire import WireGateway
 from oms.gateway import Gateway
@@ -405,13 +405,16 @@ class FixFace:
     def offer(self, rest_offer: Offer | None) -> Offer:
         """With an HTTP face, what it offers plus ``fix``; without, core (without execute and
         listing) and read (OrderStatusRequest) over FIX."""
-        self.gateway  # noqa: B018 - the Logon is the probe
-        probe = (f"Logon to {self.url}", "Logon answered", "fix offered")
+        try:
+            self.gateway  # noqa: B018 - the Logon is the probe
+            probe = (f"Logon to {self.url}", "Logon answered", "fix offered")
+        except FixContractViolation as e:  # there, but wrong: its cases say so
+            probe = (f"Logon to {self.url}", f"breaks the FIX face: {e}", "fix offered (its cases will fail)")
         if rest_offer is not None:
             rest_offer.names = rest_offer.names | {"fix"}
             rest_offer.probes.insert(0, probe)
-            assert self._gateway is not None
-            self._gateway.rest_read = "read" in rest_offer.names
+            if self._gateway is not None:
+                self._gateway.rest_read = "read" in rest_offer.names
             return rest_offer
         how = "probed over FIX (a Logon); no HTTP face"
         return Offer(frozenset({"core", "read", "fix"}), how, [probe], lacking=dict(FIX_LACKS))

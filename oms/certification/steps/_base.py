@@ -245,6 +245,8 @@ class CaseRun:
         if extra:
             raise StepFailed(f"refused {refusal(e)}; the errors also name {', '.join(extra)}, which were good")
         rej_reason = getattr(e, "ord_rej_reason", None)  # FIX: a refused create's 103
+        if rej_reason == "13" and want.fields and "quantity" not in want.fields:
+            raise StepFailed(f"refused {refusal(e)} with OrdRejReason (103) 13 (incorrect quantity): quantity was good")
         if rej_reason not in (None, "13") and want.fields == ["quantity"]:
             raise StepFailed(f"refused {refusal(e)} with OrdRejReason (103) {rej_reason}; DESIGN.md: 13 for quantity")
         message = e.message.lower()

@@ -28,6 +28,17 @@ FIX 4.4's session layer, which DESIGN.md says wins where it is silent:
                      150=4 to that session (core, raw_http)
     offline_reports  a cancel through the HTTP face while the session is logged out reaches it
                      after its next Logon (sent, or on its ResendRequest) (core, raw_http)
+    logout           a Logout answered with a Logout
+    foreign_logon    a Logon from a SenderCompID not configured is not accepted
+    possdup_ignored  a PossDup copy of a message processed already is ignored
+    clordid_reuse    a replace whose new ClOrdID was used before is refused
+    heartbeat        with HeartBtInt 2, a Heartbeat (or TestRequest) of its own within 6 s of quiet
+    http_orders_silent  orders entered over HTTP are not reported to the FIX session (core, raw_http)
+    cross_face_duplicate  a client order id used over HTTP is a duplicate ClOrdID over FIX (core, raw_http)
+
+Every check also holds the system to what ``FixClient`` watches on each message: the header,
+no MsgSeqNum jump (but at a Logon), the Logon answered first, no ExecID repeated without
+PossDupFlag.
 """
 
 from __future__ import annotations
@@ -87,6 +98,7 @@ class Fix(StepKind):
         client = case.target.fix_client()
         try:
             out = CHECKS[spec.check][0](case, client)
+            client.check()
         except FixSessionEnded as e:
             raise StepFailed(f"the session ended: {e}") from None
         except FixContractViolation as e:
@@ -103,13 +115,19 @@ class Fix(StepKind):
 
 def _new_order(case: CaseRun, client: FixClient, tag: str, quantity: int = 10, price: str = "10") -> tuple[str, int]:
     """A NewOrderSingle of a LIMIT BUY; (its ClOrdID, the order id its 150=0 report gave)."""
+    report = _entered(case, client, tag, quantity, price)
+    return report[11], int(report[37])
+
+
+def _entered(case: CaseRun, client: FixClient, tag: str, quantity: int = 10, price: str = "10") -> Message:
+    """A NewOrderSingle of a LIMIT BUY, and its 150=0 report."""
     clordid = f"{case.runner.token}-{tag}"
     body: list[Field] = [(11, clordid), (55, "FIXS"), (54, "1"), (38, str(quantity)), (40, "2"), (44, price)]
     client.send("D", [*body, (60, sending_time())])
     report = client.wait(lambda m: m.msg_type == "8" and m.get(11) == clordid, f"NewOrderSingle 11={clordid}")
     if report.get(150) != "0" or not (report.get(37) or "").isdigit():
         raise StepFailed(f"NewOrderSingle 11={clordid} answered 150={report.get(150)} 37={report.get(37)}")
-    return clordid, int(report[37])
+    return report
 
 
 def _alive(client: FixClient, token: str) -> None:
@@ -124,11 +142,23 @@ def _report(client: FixClient, order_id: int, exec_type: str, what: str) -> Mess
     )
 
 
-def _http(case: CaseRun, method: str, path: str, body: Any = None) -> Any:
-    status, answer = case.target.http(method, path, json_body=body)
-    if status != 200:
-        raise StepFailed(f"{method} {path} answered {status}: {json.dumps(answer)[:200]}")
+def _http(case: CaseRun, method: str, path: str, body: Any = None, *, status: int = 200) -> Any:
+    got, answer = case.target.http(method, path, json_body=body)
+    if got != status:
+        raise StepFailed(f"{method} {path} answered {got} (expected {status}): {json.dumps(answer)[:200]}")
     return answer
+
+
+def _expect_tags(msg: Message, what: str, want: dict[int, str]) -> None:
+    """Each tag as ``want`` says: 39 as text, the rest as exact numbers."""
+    wrong = [
+        f"{t}={msg.get(t)}"
+        for t, v in want.items()
+        if (msg.get(t) != v if t == 39 else _decimal(msg.get(t)) != Decimal(v))
+    ]
+    if wrong:
+        expected = " ".join(f"{t}={v}" for t, v in want.items())
+        raise StepFailed(f"{what}: {', '.join(wrong)} (expected {expected})")
 
 
 def _decimal(text: str | None) -> Decimal | None:
@@ -191,16 +221,30 @@ def _sequence_low(case: CaseRun, client: FixClient) -> str:
     raise StepFailed(f"MsgSeqNum {used} (already used, no PossDupFlag) did not end the session with a Logout")
 
 
-@check("resend", "the application messages again with 43=Y and 122, same ExecIDs; session messages gap-filled")
-def _resend(case: CaseRun, client: FixClient) -> str:
-    client.logon(reset=True)
-    _, order_id = _new_order(case, client, "FX-RESEND")
-    first = [r for r in client.journal.rows if r[0] == "received" and r[2] == "8"]
-    exec_ids = {_tag(raw, 17) for *_, raw in first}
-    last = client.next_in - 1
-    client.send("2", [(7, "1"), (16, "0")])
+HEADER = {8, 9, 10, 34, 43, 49, 52, 56, 97, 122}
+"""What a resent message may change: its header (PossDupFlag, OrigSendingTime, SendingTime)."""
+
+
+def _originals(client: FixClient) -> dict[int, list[tuple[str, str]]]:
+    """The messages the system sent, as first received: MsgSeqNum -> tag=value pairs."""
+    out: dict[int, list[tuple[str, str]]] = {}
+    for direction, seq, _, raw in client.journal.rows:
+        pairs = [tuple(p.split("=", 1)) for p in raw.strip("|").split("|") if "=" in p]
+        if direction == "received" and seq.isdigit() and ("43", "Y") not in pairs:
+            out.setdefault(int(seq), pairs)  # type: ignore[arg-type]
+    return out
+
+
+def _resent(
+    client: FixClient, begin: int, end: int, seconds: float, *, open_ended: bool = False
+) -> tuple[list[Message], set[int], list[str]]:
+    """Resent messages and gap fills answering a ResendRequest for ``begin``..``end`` (or on,
+    ``open_ended``: 16=0): (the resent application messages, the numbers covered, what they
+    break)."""
     covered: set[int] = set()
     resent: list[Message] = []
+    problems: list[str] = []
+    fills: list[tuple[int, int]] = []
 
     def whole() -> Message | None:
         for m in [*client.inbox, *client.admin]:
@@ -208,40 +252,105 @@ def _resend(case: CaseRun, client: FixClient) -> str:
                 continue
             seq = int(m.get(34) or 0)
             if m.msg_type == "4" and m.get(123) == "Y":
-                covered.update(range(seq, int(m.get(36) or seq)))
+                new_seq = int(m.get(36) or seq)
+                if new_seq <= seq or (new_seq > end + 1 and not open_ended):
+                    problems.append(f"GapFill at {seq} with NewSeqNo {new_seq} (the range asked for ends at {end})")
+                covered.update(range(seq, new_seq))
+                fills.append((seq, new_seq))
             else:
                 covered.add(seq)
                 resent.append(m)
         client.inbox[:] = [m for m in client.inbox if m.get(43) != "Y"]
         client.admin[:] = [m for m in client.admin if m.get(43) != "Y" and m.msg_type != "4"]
-        return Message([]) if set(range(1, last + 1)) <= covered else None
+        return Message([]) if set(range(begin, end + 1)) <= covered else None
 
-    client._pump(whole, 5.0)
+    client._pump(whole, seconds)
+    client.drain(0.3)  # anything beyond the range would come now
+    whole()
+    originals = _originals(client)
+    beyond = sorted(n for n in covered if (n > end and not open_ended) or n < begin)
+    if beyond:
+        problems.append(f"resent or gap-filled {', '.join(map(str, beyond))}, outside {begin}-{end}")
+    for m in resent:
+        seq = int(m.get(34) or 0)
+        first = originals.get(seq)
+        if m.msg_type in ADMIN_TYPES:
+            problems.append(f"{_name(m)} resent (a session message is gap-filled)")
+        elif first is not None:
+            sent_at = next((v for t, v in first if t == "52"), None)
+            if m.get(122) != sent_at:
+                problems.append(f"{_name(m)} resent with OrigSendingTime {m.get(122)}, first sent at {sent_at}")
+            body = [(t, v) for t, v in first if int(t) not in HEADER]
+            again = [(str(t), v) for t, v in m.fields if t not in HEADER]
+            if body != again:
+                problems.append(f"{_name(m)} resent with another content than first sent")
+    for seq, new_seq in fills:
+        over = [n for n in range(seq, new_seq) if dict(originals.get(n, [])).get("35") not in (None, *ADMIN_TYPES)]
+        if over:
+            problems.append(f"GapFill {seq}-{new_seq - 1} covers application message(s) {', '.join(map(str, over))}")
+    again_seqs = {int(x.get(34) or 0) for x in resent}
+    skipped = [
+        n
+        for n, pairs in originals.items()
+        if begin <= n <= end and n not in again_seqs and dict(pairs).get("35") not in ADMIN_TYPES
+    ]
+    if skipped:
+        problems.append(f"application messages {', '.join(map(str, skipped))} gap-filled instead of resent")
+    return resent, covered, problems
+
+
+ADMIN_TYPES = {"0", "1", "2", "4", "5", "A"}
+
+
+@check(
+    "resend",
+    "each application message again (43=Y, 122 = its SendingTime, same content), session ones gap-filled; a range kept",
+)
+def _resend(case: CaseRun, client: FixClient) -> str:
+    client.logon(reset=True)
+    clordid, order_id = _new_order(case, client, "FX-RESEND")
+    cancel = f"{clordid}-C"  # the order moves on: its first report must still come again as it was
+    body: list[Field] = [(11, cancel), (41, clordid), (37, str(order_id)), (55, "FIXS"), (54, "1"), (38, "10")]
+    client.send("F", [*body, (60, sending_time())])
+    client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == cancel, f"F 11={cancel}")
+    last = client.next_in - 1
+    report_seq = max(n for n, pairs in _originals(client).items() if dict(pairs).get("35") == "8")
+    client.send("2", [(7, "1"), (16, "0")])
+    resent, covered, problems = _resent(client, 1, last, 5.0, open_ended=True)
     missing = sorted(set(range(1, last + 1)) - covered)
     if missing:
-        raise StepFailed(f"MsgSeqNum {', '.join(map(str, missing))} neither resent nor gap-filled")
-    problems = [f"{_name(m)} resent (a session message is gap-filled)" for m in resent if m.msg_type in ("A", "0", "1")]
-    problems += [f"{_name(m)} resent without OrigSendingTime (122)" for m in resent if not m.get(122)]
-    reports = [m for m in resent if m.msg_type == "8"]
-    if not reports or {m.get(17) for m in reports} - exec_ids:
-        problems.append(f"the ExecutionReports of order {order_id} did not come again with their ExecIDs")
+        problems.append(f"MsgSeqNum {', '.join(map(str, missing))} neither resent nor gap-filled")
+    due = client.next_in  # a gap fill's NewSeqNo must be the number that comes next
+    client.send("1", [(112, "AFTER-RESEND")])
+    beat = client.wait_admin(lambda m: m.msg_type == "0" and m.get(112) == "AFTER-RESEND", "TestRequest AFTER-RESEND")
+    if int(beat.get(34) or 0) < due:
+        problems.append(f"the gap fill promised MsgSeqNum {due} next, but the next message came with {beat.get(34)}")
+    if not [m for m in resent if m.msg_type == "8" and m.get(37) == str(order_id)]:
+        problems.append(f"the ExecutionReport of order {order_id} did not come again")
+    client.send("2", [(7, str(report_seq)), (16, str(report_seq))])  # a range: just the report
+    again, covered_again, more = _resent(client, report_seq, report_seq, 5.0)
+    problems += more
+    if [int(m.get(34) or 0) for m in again] != [report_seq]:
+        problems.append(f"ResendRequest 7={report_seq} 16={report_seq} answered with {sorted(covered_again)}")
     if problems:
         raise StepFailed("; ".join(problems))
-    return f"MsgSeqNum 1-{last}: {len(reports)} report(s) resent with 43=Y, the rest gap-filled"
+    return f"MsgSeqNum 1-{last}: the report resent as first sent, the rest gap-filled; 7=16={report_seq} kept"
 
 
-@check("garbled", "no answer to it; the session goes on and its MsgSeqNum is still free")
+@check("garbled", "no answer to either; the session goes on and their MsgSeqNum is still free")
 def _garbled(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
-    client.send("1", [(112, "GARBLED")], garble=True)
-    client.drain(QUIET_S)
-    if client.ended:
-        raise StepFailed("the session ended after a garbled message (FIX: ignore it)")
-    seen = [m for m in [*client.admin, *client.inbox] if m.msg_type in ("0", "3", "5", "2")]
-    if seen:
-        raise StepFailed(f"answered a garbled message with {', '.join(_name(m) for m in seen)} (FIX: ignore it)")
-    _alive(client, "AFTER-GARBLED")  # sent with the MsgSeqNum the garbled one had
-    return "ignored; the next message with the same MsgSeqNum was answered"
+    for how in ("checksum", "body_length"):
+        client.send("1", [(112, f"GARBLED-{how}")], garble=how)
+        client.drain(QUIET_S)
+        if client.ended:
+            raise StepFailed(f"the session ended after a message with a bad {how} (FIX: ignore it)")
+        # a Heartbeat of its own (no 112) may come at any time; an answer to the garbled one may not
+        seen = [m for m in [*client.admin, *client.inbox] if m.msg_type in ("3", "5", "2") or m.get(112)]
+        if seen:
+            raise StepFailed(f"answered a bad {how} with {', '.join(_name(m) for m in seen)} (FIX: ignore it)")
+        _alive(client, f"AFTER-{how}")  # sent with the MsgSeqNum the garbled one had
+    return "a bad CheckSum and a bad BodyLength ignored; the next message with the same MsgSeqNum answered"
 
 
 @check("unknown_type", "35=3 or 35=j naming it (45, 372); the session stays up")
@@ -267,6 +376,8 @@ def _missing_tag(case: CaseRun, client: FixClient) -> str:
     )
     if answer.msg_type == "8" and (answer.get(150), answer.get(39)) != ("8", "8"):
         raise StepFailed(f"a NewOrderSingle without Symbol was accepted: 150={answer.get(150)} 37={answer.get(37)}")
+    if answer.msg_type in ("3", "j") and answer.get(372) != "D":
+        raise StepFailed(f"{_name(answer)}: RefMsgType (372) {answer.get(372)}, expected D (DESIGN.md: 45/372)")
     _alive(client, "AFTER-NOSYM")
     return f"refused with {_name(answer)}; the session answers after"
 
@@ -284,7 +395,7 @@ def _name_by_37(case: CaseRun, client: FixClient) -> str:
     return f"order {order_id} replaced (named by 37 only)"
 
 
-@check("name_by_41", "accepted: 150=4 39=4")
+@check("name_by_41", "by 41 alone: a cancel accepted (150=4 39=4); after a replace its ClOrdID finds the order")
 def _name_by_41(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
     first, order_id = _new_order(case, client, "FX-BY41")
@@ -293,18 +404,60 @@ def _name_by_41(case: CaseRun, client: FixClient) -> str:
     reply = client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == clordid, f"F 11={clordid} by 41 alone")
     if (reply.msg_type, reply.get(150), reply.get(39), reply.get(37)) != ("8", "4", "4", str(order_id)):
         raise StepFailed(f"{_name(reply)} 150={reply.get(150)} 39={reply.get(39)} 37={reply.get(37)} {reply.get(58)}")
-    return f"order {order_id} cancelled (named by 41 only)"
+    # the chain: after a replace, the order's latest accepted ClOrdID is the replace's
+    a, other = _new_order(case, client, "FX-CHAIN")
+    b = f"{case.runner.token}-FX-CHAIN-B"
+    body: list[Field] = [(11, b), (41, a), (37, str(other)), (55, "FIXS"), (54, "1"), (38, "20"), (40, "2")]
+    client.send("G", [*body, (44, "10"), (60, sending_time())])
+    replaced = client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == b, f"G 11={b} 41={a}")
+    if (replaced.msg_type, replaced.get(150)) != ("8", "5"):
+        raise StepFailed(f"G 11={b} 41={a} answered {_name(replaced)} 150={replaced.get(150)} {replaced.get(58)}")
+    c = f"{case.runner.token}-FX-CHAIN-C"
+    client.send("F", [(11, c), (41, b), (55, "FIXS"), (54, "1"), (38, "20"), (60, sending_time())])
+    refused = client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == c, f"F 11={c} by 41={b} alone")
+    # a MODIFIED order cannot be cancelled: refused as too late -- but found by its latest ClOrdID
+    got = (refused.msg_type, refused.get(102), refused.get(37), refused.get(39))
+    if got != ("9", "0", str(other), "0"):
+        raise StepFailed(
+            f"F naming order {other} by its latest ClOrdID {b}: 35={got[0]} 102={got[1]} 37={got[2]} 39={got[3]}; "
+            f"expected 35=9 102=0 37={other} 39=0 (the order found, MODIFIED, too late to cancel)"
+        )
+    return f"order {order_id} cancelled by 41 alone; order {other} found by its latest ClOrdID after a replace"
 
 
-@check("status", "150=I with the order's 37 and 39=0")
+def _status_of(client: FixClient, clordid: str, order_id: int, want: dict[int, str]) -> None:
+    client.send("H", [(11, clordid), (37, str(order_id)), (55, "FIXS"), (54, "1")])
+    reply = client.wait(
+        lambda m: m.msg_type == "8" and m.get(150) == "I" and m.get(43) != "Y",
+        f"OrderStatusRequest of order {order_id}",
+    )
+    wrong = [
+        f"{t}={reply.get(t)}"
+        for t, v in {37: str(order_id), **want}.items()
+        if (reply.get(t) if t in (37, 39) else _decimal(reply.get(t))) != (v if t in (37, 39) else Decimal(v))
+    ]
+    if wrong:
+        expected = " ".join(f"{t}={v}" for t, v in {37: order_id, **want}.items())
+        raise StepFailed(f"150=I of order {order_id}: {', '.join(wrong)} (expected {expected})")
+
+
+@check("status", "150=I with the order's 37, its 39 and 14/151 -- new, replaced and cancelled")
 def _status(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
     clordid, order_id = _new_order(case, client, "FX-STATUS")
-    client.send("H", [(11, clordid), (37, str(order_id)), (55, "FIXS"), (54, "1")])
-    reply = client.wait(lambda m: m.msg_type == "8" and m.get(150) == "I", f"OrderStatusRequest of order {order_id}")
-    if (reply.get(37), reply.get(39)) != (str(order_id), "0"):
-        raise StepFailed(f"150=I with 37={reply.get(37)} 39={reply.get(39)}, expected 37={order_id} 39=0")
-    return f"150=I 37={order_id} 39=0"
+    _status_of(client, clordid, order_id, {39: "0", 14: "0", 151: "10"})
+    replaced = f"{clordid}-R"
+    body: list[Field] = [(11, replaced), (41, clordid), (37, str(order_id)), (55, "FIXS"), (54, "1"), (38, "12")]
+    client.send("G", [*body, (40, "2"), (44, "10"), (60, sending_time())])
+    client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == replaced, f"G 11={replaced}")
+    _status_of(client, replaced, order_id, {39: "0", 14: "0", 151: "12"})
+    other_clordid, other = _new_order(case, client, "FX-STATUS-C")
+    cancel = f"{other_clordid}-C"
+    body = [(11, cancel), (41, other_clordid), (37, str(other)), (55, "FIXS"), (54, "1"), (38, "10")]
+    client.send("F", [*body, (60, sending_time())])
+    client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == cancel, f"F 11={cancel}")
+    _status_of(client, cancel, other, {39: "4", 14: "0", 151: "0"})
+    return f"150=I: order {order_id} 39=0 (new, then replaced to 12), order {other} 39=4 151=0"
 
 
 def _resume(case: CaseRun, client: FixClient, fault: Callable[[], None], how: str, *, graceful: bool) -> str:
@@ -312,6 +465,8 @@ def _resume(case: CaseRun, client: FixClient, fault: Callable[[], None], how: st
     a system may have lost the last message it processed and ask for it again (FIX's
     recovery; the client gap-fills it) -- but never from the start of the session."""
     client.logon(reset=True)
+    entered = _entered(case, client, f"FX-RESUME-{'R' if graceful else 'K'}")
+    order_id, report_seq, exec_id = int(entered[37]), int(entered[34]), entered.get(17)
     _alive(client, "BEFORE")
     ours, theirs = client.next_out, client.next_in
     client.close()  # no Logout: the session is interrupted, not ended
@@ -327,10 +482,20 @@ def _resume(case: CaseRun, client: FixClient, fault: Callable[[], None], how: st
         asked = [int(m.get(7) or 0) for m in again.admin if m.msg_type == "2"]
         if asked and (graceful or min(asked) <= 1):
             raise StepFailed(f"after {how} the system asked for MsgSeqNum {min(asked)} on: it lost ours ({ours})")
-        _alive(again, "AFTER")
+        _alive(again, "AFTER")  # answered after whatever our own ResendRequest at the Logon brought
+        again.inbox[:] = [m for m in again.inbox if m.get(43) != "Y"]
+        again.admin[:] = [m for m in again.admin if m.get(43) != "Y" and m.msg_type != "4"]
+        # DESIGN.md: sent messages are persisted too, "so ... ResendRequest works"
+        again.send("2", [(7, str(report_seq)), (16, str(report_seq))])
+        resent, _, problems = _resent(again, report_seq, report_seq, 5.0)
+        if [(m.get(37), m.get(17)) for m in resent] != [(str(order_id), exec_id)]:
+            problems.append(f"the report of order {order_id} (MsgSeqNum {report_seq}, ExecID {exec_id}) was not resent")
+        if problems:
+            raise StepFailed(f"after {how}, a ResendRequest: " + "; ".join(problems))
+        again.check()
     finally:
         again.logout()
-    return f"after {how} both sequences went on (ours {ours}, theirs {theirs})"
+    return f"after {how} both sequences went on (ours {ours}, theirs {theirs}) and MsgSeqNum {report_seq} was resent"
 
 
 @check("restart_resume", "both sequence numbers go on where they were", frozenset({"restart"}))
@@ -366,15 +531,13 @@ def _other_face(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
     _, order_id = _new_order(case, client, "FX-OTHER-M")
     _, other_id = _new_order(case, client, "FX-OTHER-C")
-    _http(case, "PUT", f"/order/{order_id}", {"quantity": 15})
+    _http(case, "PUT", f"/order/{order_id}", {"quantity": 15, "price": 9.5})
     modified = _report(client, order_id, "5", f"the replace of order {order_id} made over HTTP")
-    if (modified.get(39), _decimal(modified.get(38))) != ("0", Decimal(15)):
-        raise StepFailed(f"150=5 with 39={modified.get(39)} 38={modified.get(38)}, expected 39=0 38=15")
+    _expect_tags(modified, f"150=5 of order {order_id}", {39: "0", 38: "15", 44: "9.5", 14: "0", 151: "15", 6: "0"})
     _http(case, "DELETE", f"/order/{other_id}")
     cancelled = _report(client, other_id, "4", f"the cancel of order {other_id} made over HTTP")
-    if cancelled.get(39) != "4":
-        raise StepFailed(f"150=4 with 39={cancelled.get(39)}, expected 39=4")
-    return f"order {order_id}: 150=5 39=0 38=15; order {other_id}: 150=4 39=4"
+    _expect_tags(cancelled, f"150=4 of order {other_id}", {39: "4", 14: "0", 151: "0", 6: "0"})
+    return f"order {order_id}: 150=5 39=0 38=15 44=9.5 151=15; order {other_id}: 150=4 39=4 151=0"
 
 
 @check("offline_reports", "the 150=4 reaches the session after its next Logon", frozenset({"core", "raw_http"}))
@@ -394,10 +557,100 @@ def _offline_reports(case: CaseRun, client: FixClient) -> str:
         report = _report(again, order_id, "4", f"the cancel of order {order_id} made while logged out")
         if report.get(39) != "4":
             raise StepFailed(f"150=4 with 39={report.get(39)}, expected 39=4")
+        again.drain(QUIET_S)  # once, not twice
+        again.check()
     finally:
         again.logout()
     how = "on our ResendRequest" if report.get(43) == "Y" else "after the Logon"
     return f"the cancel of order {order_id} arrived {how}"
+
+
+@check("logout", "a Logout answered with a Logout")
+def _logout(case: CaseRun, client: FixClient) -> str:
+    client.logon(reset=True)
+    client.send("5", [(58, "certification: logout")])
+    client.wait_admin(lambda m: m.msg_type == "5", "our Logout (FIX: a Logout is answered with a Logout)")
+    return "Logout answered with Logout"
+
+
+@check("foreign_logon", "no Logon answer (a Logout, a Reject or a disconnect)")
+def _foreign_logon(case: CaseRun, client: FixClient) -> str:
+    client.close()
+    stranger = FixClient(client.host, client.port, sender="CERT-INTRUDER", target=client.target, timeout=3.0)
+    try:
+        with contextlib.suppress(FixSessionEnded, FixContractViolation):
+            stranger.logon(reset=True)
+    finally:
+        stranger.close()
+    answered = [
+        raw for direction, _, msg_type, raw in stranger.journal.rows if direction == "received" and msg_type == "A"
+    ]
+    if answered:
+        raise StepFailed(f"a Logon from SenderCompID CERT-INTRUDER was answered with a Logon: {answered[0]}")
+    return "a Logon from an unknown SenderCompID was not accepted"
+
+
+@check("possdup_ignored", "no answer, no order: a PossDup copy of a message processed already is ignored")
+def _possdup_ignored(case: CaseRun, client: FixClient) -> str:
+    client.logon(reset=True)
+    entered = _entered(case, client, "FX-POSSDUP")
+    seq = next(int(s) for d, s, t, raw in client.journal.rows if d == "sent" and t == "D" and entered[11] in raw)
+    body: list[Field] = [(11, entered[11]), (55, "FIXS"), (54, "1"), (38, "10"), (40, "2"), (44, "10")]
+    client.send("D", [*body, (60, sending_time())], seq=seq, poss_dup=True)
+    client.drain(QUIET_S)
+    answered = [m for m in client.inbox if m.msg_type in ("8", "3", "j") and m.get(43) != "Y"]
+    if answered:
+        raise StepFailed(f"a PossDup copy of MsgSeqNum {seq} (processed already) was answered: {_name(answered[0])}")
+    _alive(client, "AFTER-POSSDUP")
+    return f"the PossDup copy of MsgSeqNum {seq} was ignored"
+
+
+@check("clordid_reuse", "a replace whose new ClOrdID is one used before is refused (35=9)")
+def _clordid_reuse(case: CaseRun, client: FixClient) -> str:
+    client.logon(reset=True)
+    first, order_id = _new_order(case, client, "FX-REUSE")
+    body: list[Field] = [(11, first), (41, first), (37, str(order_id)), (55, "FIXS"), (54, "1"), (38, "11")]
+    client.send("G", [*body, (40, "2"), (44, "10"), (60, sending_time())])
+    reply = client.wait(lambda m: m.msg_type in ("8", "9", "3", "j") and m.get(43) != "Y", f"G reusing 11={first}")
+    if reply.msg_type == "8":
+        raise StepFailed(f"a replace with the used ClOrdID {first} as its new 11 was accepted: 150={reply.get(150)}")
+    return f"refused with {_name(reply)}"
+
+
+@check("heartbeat", "with HeartBtInt 2, the system's Heartbeat or TestRequest within 3 intervals of quiet")
+def _heartbeat(case: CaseRun, client: FixClient) -> str:
+    client.logon(reset=True, heartbeat=2)
+    beat = client.wait_admin(lambda m: m.msg_type in ("0", "1") and not m.get(112), "six seconds of quiet", timeout=6.0)
+    return f"{_name(beat)} after quiet"
+
+
+HTTP_FACE = frozenset({"core", "raw_http"})
+
+
+@check("http_orders_silent", "nothing on the FIX session about orders another face entered", HTTP_FACE)
+def _http_orders_silent(case: CaseRun, client: FixClient) -> str:
+    client.logon(reset=True)
+    made = _http(case, "POST", "/order", {"symbol": "FIXS", "side": "BUY", "quantity": 3, "price": 4}, status=201)
+    order_id = made["order_id"]
+    _http(case, "PUT", f"/order/{order_id}", {"quantity": 4})
+    client.drain(QUIET_S)
+    told = [m for m in client.inbox if m.msg_type == "8" and m.get(37) == str(order_id)]
+    if told:
+        raise StepFailed(f"order {order_id}, entered over HTTP, was reported to this FIX session: {_name(told[0])}")
+    return f"order {order_id} (entered over HTTP) not reported on FIX"
+
+
+@check("cross_face_duplicate", "150=8 103=6: a ClOrdID used over HTTP is a duplicate over FIX", HTTP_FACE)
+def _cross_face_duplicate(case: CaseRun, client: FixClient) -> str:
+    client.logon(reset=True)
+    clordid = f"{case.runner.token}-FX-XFACE"
+    order = {"symbol": "FIXS", "side": "BUY", "quantity": 3, "price": 4, "client_order_id": clordid}
+    _http(case, "POST", "/order", order, status=201)
+    client.send("D", [(11, clordid), (55, "FIXS"), (54, "1"), (38, "3"), (40, "2"), (44, "4"), (60, sending_time())])
+    reply = client.wait(lambda m: m.msg_type == "8" and m.get(11) == clordid, f"NewOrderSingle 11={clordid}")
+    if (reply.get(150), reply.get(103)) != ("8", "6"):
+        raise StepFailed(f"a ClOrdID used over HTTP answered 150={reply.get(150)} 103={reply.get(103)} over FIX")
+    return "refused as a duplicate (150=8 103=6)"
 
 
 def _name(msg: Message) -> str:
