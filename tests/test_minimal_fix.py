@@ -10,11 +10,13 @@ nothing asserts on timing.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -620,3 +622,70 @@ def test_engine_faults_show_through_the_fix_face(tmp_path: Path) -> None:
         c.expect("8")
         c.send("F", [(41, "B"), (11, "C"), (60, now())])
         assert c.expect("8")[150] == "4"  # clean: 35=9 (MODIFIED x cancel refused)
+
+
+# --------------------------------------------------------------------------------------
+# Reconnects: a closing connection never touches the next connection's session state
+# --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def http_load(server: Server, threads: int = 3) -> Iterator[None]:
+    """Orders created over HTTP meanwhile: contention for the server's locks (and its GIL)
+    that widens the moment between a connection's close and its last bookkeeping."""
+    stop = threading.Event()
+
+    def hammer() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError):
+                server.http("POST", "/order", {"symbol": "LOAD", "side": "BUY", "quantity": 1, "price": 1})
+
+    workers = [threading.Thread(target=hammer, daemon=True) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for w in workers:
+            w.join(WAIT)
+
+
+def test_logout_then_immediate_reset_logon_keeps_the_new_sequence_numbers(clean: Server) -> None:
+    """30 times: Logon(141=Y) -> TestRequest -> Logout, then at once Logon(141=Y) on a new
+    connection -> TestRequest answered with MsgSeqNum 2 (and our 2 accepted).  The old
+    connection's bookkeeping of its Logout, still running when the new Logon arrives,
+    must not overwrite the numbers the new connection's reset set (it did: "MsgSeqNum too
+    low, expecting 4 but received 2").  The new Logon goes on a connection opened before
+    the Logout or on one opened after its answer; the short pause before the TestRequest
+    lets such a late update land first, so it cannot go unseen."""
+    c = Client(clean.fix_port)
+    try:
+        with http_load(clean):
+            logon = c.logon(reset=True)
+            assert (logon[34], logon[141]) == ("1", "Y")
+            for i in range(30):
+                c.send("1", [(112, f"t{i}")])  # MsgSeqNum 2 after each reset
+                answer = c.expect_any()
+                assert (answer[35], answer.get(112), answer[34]) == ("0", f"t{i}", "2"), (i, answer)
+                opened_before = i % 2 == 0
+                nxt = Client(clean.fix_port) if opened_before else None
+                try:
+                    c.send("5", [])
+                    bye = c.expect("5")
+                    assert (bye[34], bye.get(58)) == ("3", None), (i, bye)
+                    nxt = nxt or Client(clean.fix_port)
+                    logon = nxt.logon(reset=True)
+                    assert (logon[34], logon[141]) == ("1", "Y"), (i, logon)
+                except BaseException:
+                    if nxt is not None:
+                        nxt.close()
+                    raise
+                c.close()
+                c = nxt
+                time.sleep(0.02)
+            c.send("1", [(112, "last")])
+            answer = c.expect_any()
+            assert (answer[35], answer.get(112), answer[34]) == ("0", "last", "2"), answer
+    finally:
+        c.close()

@@ -256,6 +256,7 @@ class Request:
     clordid: str
     orig: str | None = None
     seq: int = 0  # its MsgSeqNum: counted in the same transaction as the change it makes
+    conn: Connection | None = field(default=None, repr=False, compare=False)  # it came on
 
 
 CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar("fix_request", default=None)
@@ -281,7 +282,18 @@ def cancel_rejection(refusal) -> str:
 
 
 class Session:
-    """The one configured session: its sequence numbers, its store, its live connection."""
+    """The one configured session: its sequence numbers, its store, its live connection.
+
+    A connection counts incoming sequence numbers only while it is the session's
+    ``owner`` -- the connection that logged on last -- and sends in the session's name only
+    while it is ``conn``, the live connection.  It stays the owner after it closes (so a
+    Logout it answered is still counted) until the next connection logs on; from then on
+    whatever it still had under way (the bookkeeping of its last message, a timer, an
+    answer) is dropped instead of landing on the new connection's numbers.  ``owner`` and
+    ``conn`` are set under the send lock and the engine lock together; ``owner`` is
+    compared in the transaction that writes, ``conn`` under the send lock before sending,
+    so no Logon can come between a check and its write.
+    """
 
     def __init__(self, acceptor: Acceptor, sender: str, target: str) -> None:
         self.acceptor = acceptor
@@ -289,7 +301,8 @@ class Session:
         self.target = target
         self.key = f"{sender}->{target}"
         self.send_lock = threading.RLock()  # held from assigning a MsgSeqNum to writing it
-        self.conn: Connection | None = None
+        self.conn: Connection | None = None  # the live, logged-on connection
+        self.owner: Connection | None = None  # the connection that logged on last
         self.next_in = 1
         self.next_out = 1
 
@@ -327,28 +340,39 @@ class Session:
         self.next_in = seq + 1
         self._save()
 
-    def set_next_in(self, n: int) -> None:
+    def set_next_in(self, conn: Connection, n: int, at_least: bool = False) -> None:
+        """The next incoming MsgSeqNum becomes n (with at_least: never lowered), if conn is
+        still the session's owner -- checked in the same transaction as the write."""
+
         def run() -> None:
-            self.next_in = n
+            if self.owner is not conn:
+                return  # a connection superseded by a newer Logon: its update is stale
+            self.next_in = max(n, self.next_in) if at_least else n
             self._save()
 
         self.acceptor.transaction(run)
 
-    def reset(self) -> None:
+    def attach(self, conn: Connection, reset: bool) -> None:
+        """conn is the session's live connection and owner (caller holds the send lock);
+        with reset (141=Y) both sequence numbers restart at 1, in the same transaction."""
+
         def run() -> None:
-            self.next_in = self.next_out = 1
-            self.acceptor.engine.db.execute("DELETE FROM fix_sent WHERE session=?", (self.key,))
-            self._save()
+            self.owner = self.conn = conn
+            if reset:
+                self.next_in = self.next_out = 1
+                self.acceptor.engine.db.execute("DELETE FROM fix_sent WHERE session=?", (self.key,))
+                self._save()
 
         self.acceptor.transaction(run)
 
     # ---- sending -----------------------------------------------------------------------
 
-    def send(self, msg_type: str, body: Fields) -> None:
-        """Send now on the live connection (nothing without one)."""
+    def send(self, msg_type: str, body: Fields, via: Connection | None = None) -> None:
+        """Send now on the live connection (nothing without one); with via, only if via is
+        that connection (a closed or superseded connection sends nothing)."""
         with self.send_lock:
             conn = self.conn
-            if conn is None:
+            if conn is None or (via is not None and conn is not via):
                 return
             conn.write(self.acceptor.transaction(lambda: self._stamp(msg_type, body)))
 
@@ -371,13 +395,14 @@ class Session:
             db.execute("DELETE FROM fix_pending WHERE session=? AND id<=?", (self.key, rows[-1][0]))
         return out
 
-    def resend(self, begin: int, end: int) -> None:
-        """Answer a ResendRequest: stored application messages again with PossDupFlag and
-        OrigSendingTime; admin messages (and anything not stored) as SequenceReset-GapFill."""
+    def resend(self, via: Connection, begin: int, end: int) -> None:
+        """Answer a ResendRequest (received on via, still the live connection):
+        stored application messages again with PossDupFlag and OrigSendingTime; admin
+        messages (and anything not stored) as SequenceReset-GapFill."""
         faults = self.acceptor.faults
         with self.send_lock:
             conn = self.conn
-            if conn is None:
+            if conn is None or conn is not via:
                 return
             last = self.next_out - 1
             end = last if end == 0 or end > last else end
@@ -452,6 +477,11 @@ class Connection:
         self.timers = Timers()
         self.opened = time.monotonic()
         self.tests = 0
+        self.done = threading.Event()  # set when run() returns: nothing more from this one
+
+    def send(self, msg_type: str, body: Fields) -> None:
+        """Send in the session's name, if this is still its live connection."""
+        self.session.send(msg_type, body, via=self)
 
     # ---- io --------------------------------------------------------------------------
 
@@ -496,6 +526,7 @@ class Connection:
                 raise
         finally:
             self.close()
+            self.done.set()
 
     def _drain_frames(self) -> None:
         while self.buf and not self.closed:
@@ -522,7 +553,7 @@ class Connection:
         if hb <= 0:
             return
         if now - self.timers.last_sent >= hb:
-            self.session.send("0", [])
+            self.send("0", [])
         if self.timers.test_id is not None and self.timers.last_recv >= self.timers.test_sent:
             self.timers.test_id = None  # answered (any message shows the peer is alive)
         if self.timers.test_id is not None:
@@ -532,7 +563,7 @@ class Connection:
             self.tests += 1
             self.timers.test_id = f"TEST-{self.tests}"
             self.timers.test_sent = now
-            self.session.send("1", [(112, self.timers.test_id)])
+            self.send("1", [(112, self.timers.test_id)])
 
     # ---- receiving -------------------------------------------------------------------
 
@@ -543,7 +574,7 @@ class Connection:
         msg = parse(raw)
         seq = msg.seq() if msg is not None else None
         body: Fields = [(45, str(seq or 0)), (371, "10"), (373, str(VALUE_INCORRECT)), (58, "garbled message")]
-        self.session.send("3", body)
+        self.send("3", body)
 
     def receive(self, msg: Message) -> None:
         if not self.logged_on:
@@ -598,8 +629,8 @@ class Connection:
                 new_next = handler(self, msg)
         except MessageProblem as p:
             self.reject(msg, p.reason, p.tag, p.text)
-        if advance:
-            self.session.set_next_in(max(new_next or seq + 1, self.session.next_in))
+        if advance:  # (after a Logout this connection is closed, but still the owner)
+            self.session.set_next_in(self, new_next or seq + 1, at_least=True)
         if self.resend_until and self.session.next_in > self.resend_until:
             self.resend_until = 0
 
@@ -622,7 +653,7 @@ class Connection:
         if msg.msg_type:
             body.append((372, msg.msg_type))
         body += [(373, str(reason)), (58, text)]
-        self.session.send("3", body)
+        self.send("3", body)
 
     def unsupported(self, msg: Message) -> None:
         mt = msg.msg_type
@@ -631,18 +662,18 @@ class Connection:
         if "fix-no-session-reject" in self.faults:
             return
         text = f"unsupported message type {mt!r}"
-        self.session.send("j", [(45, str(msg.seq() or 0)), (372, mt), (380, "3"), (58, text)])
+        self.send("j", [(45, str(msg.seq() or 0)), (372, mt), (380, "3"), (58, text)])
 
     def request_resend(self, expected: int, seq: int) -> None:
         if self.resend_until and expected <= self.resend_until:
             return  # one outstanding ResendRequest covers the gap
         self.resend_until = seq
-        self.session.send("2", [(7, str(expected)), (16, "0")])
+        self.send("2", [(7, str(expected)), (16, "0")])
 
     def logout(self, text: str) -> None:
         if not self.logout_sent:
             self.logout_sent = True
-            self.session.send("5", [(58, text)])
+            self.send("5", [(58, text)])
         self.close()
 
     def before_logon(self, msg: Message) -> None:
@@ -662,29 +693,35 @@ class Connection:
         ):
             self.close()
             return
-        deadline = time.monotonic() + 1.0  # a reconnect may race the old connection's close
+        # A reconnect may race the previous connection's close: wait (bounded) for it to
+        # go -- detached, and done with the message it was handling (its Logout is counted
+        # before this Logon reads the sequence numbers).  Past the bound, a connection
+        # still logged on means this Logon is refused; one still closing is superseded
+        # (it is no longer the owner: whatever it still does is dropped).
+        deadline = time.monotonic() + 1.0
         while session.conn is not None and time.monotonic() < deadline:
             time.sleep(TICK / 5)
+        previous = session.owner
+        if previous is not None and previous is not self:
+            previous.done.wait(max(0.0, deadline - time.monotonic()))
         with session.send_lock:
             if session.conn is not None:  # already logged on elsewhere
                 self.close()
                 return
-            session.conn = self
             reset = msg.get(141) == "Y"
-            if reset:
-                session.reset()
+            session.attach(self, reset)
             expected = session.next_in
             if seq < expected and "fix-low-seq-accepted" not in self.faults:
                 self.logout(f"MsgSeqNum too low, expecting {expected} but received {seq}")
                 return
             self.timers.heartbeat = float(int(hb))
             reply: Fields = [(98, "0"), (108, hb)] + ([(141, "Y")] if reset else [])
-            session.send("A", reply)
+            self.send("A", reply)
             self.logged_on = True
             if seq > expected:
                 self.request_resend(expected, seq)
             elif seq == expected:
-                session.set_next_in(seq + 1)
+                session.set_next_in(self, seq + 1)
         session.flush()  # reports stored while logged out
 
     # ---- session messages ------------------------------------------------------------
@@ -702,7 +739,7 @@ class Connection:
     @handles("1")
     def on_test_request(self, msg: Message) -> None:
         require(msg, 112)
-        self.session.send("0", [(112, msg.values[112])])
+        self.send("0", [(112, msg.values[112])])
         return None
 
     @handles("2")
@@ -711,7 +748,7 @@ class Connection:
         for tag in (7, 16):
             if not msg.values[tag].isdigit():
                 raise MessageProblem(INCORRECT_DATA_FORMAT, tag, f"incorrect data format for tag {tag}")
-        self.session.resend(int(msg.values[7]), int(msg.values[16]))
+        self.session.resend(self, int(msg.values[7]), int(msg.values[16]))
         return None
 
     @handles("3")
@@ -738,7 +775,7 @@ class Connection:
         if new < self.session.next_in:
             self.reject(msg, VALUE_INCORRECT, 36, f"attempt to lower sequence number, NewSeqNo {new}")
             return
-        self.session.set_next_in(new)
+        self.session.set_next_in(self, new)
         if self.resend_until and new > self.resend_until:
             self.resend_until = 0
 
@@ -746,7 +783,7 @@ class Connection:
     def on_logout(self, msg: Message) -> None:
         if not self.logout_sent:
             self.logout_sent = True
-            self.session.send("5", [])
+            self.send("5", [])
         self.close()
         return None
 
@@ -769,7 +806,7 @@ class Connection:
             body["price"] = float_value(msg, 44)
         timestamp_value(msg, 60)
         try:
-            request = Request(self.session.key, clordid, seq=msg.seq() or 0)
+            request = Request(self.session.key, clordid, seq=msg.seq() or 0, conn=self)
             self.acceptor.command(request, lambda: self.acceptor.engine.create(body))
         except self.acceptor.refusal as r:
             self.acceptor.report_refused_create(self.session, msg, clordid, r)
@@ -805,7 +842,7 @@ class Connection:
         if msg.get(55) is not None and msg.values[55].upper() != order["symbol"]:
             acceptor.cancel_reject(self.session, msg, action, order, "99", "tag 55 does not match the order")
             return
-        request = Request(self.session.key, clordid, latest, msg.seq() or 0)
+        request = Request(self.session.key, clordid, latest, msg.seq() or 0, conn=self)
         try:
             acceptor.command(
                 request, lambda: acceptor.engine.command(action, order["order_id"], changes if changes else None)
@@ -935,7 +972,7 @@ class Acceptor:
         request = CURRENT_REQUEST.get()
         db = self.engine.db
         order_id = after["order_id"]
-        if request is not None and request.seq >= self.session.next_in:
+        if request is not None and request.conn is self.session.owner and request.seq >= self.session.next_in:
             self.session.count_in(request.seq)  # a kill -9 cannot separate the two
         if action == "create":
             if request is None:
