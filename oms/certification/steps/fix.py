@@ -130,6 +130,32 @@ def _entered(case: CaseRun, client: FixClient, tag: str, quantity: int = 10, pri
     return report
 
 
+def _change(
+    client: FixClient,
+    msg_type: str,
+    clordid: str,
+    *,
+    orig: str | None = None,
+    order_id: int | None = None,
+    quantity: str = "10",
+) -> Message:
+    """A replace (G, to ``quantity`` at 10) or a cancel (F) of a FIXS BUY naming the order by
+    41 ``orig`` and/or 37 ``order_id``, and the 35=8 / 35=9 (or 35=3 / 35=j) answering it."""
+    body: list[Field] = [(11, clordid)] + ([(41, orig)] if orig else []) + ([(37, str(order_id))] if order_id else [])
+    body += [(55, "FIXS"), (54, "1"), (38, quantity)] + ([(40, "2"), (44, "10")] if msg_type == "G" else [])
+    seq = client.send(msg_type, [*body, (60, sending_time())])
+    return client.wait(
+        lambda m: (
+            m.get(43) != "Y"
+            and (
+                (m.msg_type in ("8", "9") and m.get(11) == clordid)
+                or (m.msg_type in ("3", "j") and m.get(45) == str(seq))
+            )
+        ),
+        f"35={msg_type} 11={clordid}" + (f" 41={orig}" if orig else "") + (f" 37={order_id}" if order_id else ""),
+    )
+
+
 def _alive(client: FixClient, token: str) -> None:
     """The session still answers: a TestRequest gets its Heartbeat."""
     client.send("1", [(112, token)])
@@ -149,12 +175,16 @@ def _http(case: CaseRun, method: str, path: str, body: Any = None, *, status: in
     return answer
 
 
+TEXT_TAGS = {37, 39}
+"""Tags compared as text (OrderID, OrdStatus); the others as exact numbers."""
+
+
 def _expect_tags(msg: Message, what: str, want: dict[int, str]) -> None:
-    """Each tag as ``want`` says: 39 as text, the rest as exact numbers."""
+    """Each tag as ``want`` says (TEXT_TAGS as text, the rest as exact numbers)."""
     wrong = [
         f"{t}={msg.get(t)}"
         for t, v in want.items()
-        if (msg.get(t) != v if t == 39 else _decimal(msg.get(t)) != Decimal(v))
+        if (msg.get(t) != v if t in TEXT_TAGS else _decimal(msg.get(t)) != Decimal(v))
     ]
     if wrong:
         expected = " ".join(f"{t}={v}" for t, v in want.items())
@@ -309,10 +339,8 @@ ADMIN_TYPES = {"0", "1", "2", "4", "5", "A"}
 def _resend(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
     clordid, order_id = _new_order(case, client, "FX-RESEND")
-    cancel = f"{clordid}-C"  # the order moves on: its first report must still come again as it was
-    body: list[Field] = [(11, cancel), (41, clordid), (37, str(order_id)), (55, "FIXS"), (54, "1"), (38, "10")]
-    client.send("F", [*body, (60, sending_time())])
-    client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == cancel, f"F 11={cancel}")
+    # the order moves on: its first report must still come again as it was
+    _change(client, "F", f"{clordid}-C", orig=clordid, order_id=order_id)
     last = client.next_in - 1
     report_seq = max(n for n, pairs in _originals(client).items() if dict(pairs).get("35") == "8")
     client.send("2", [(7, "1"), (16, "0")])
@@ -386,10 +414,7 @@ def _missing_tag(case: CaseRun, client: FixClient) -> str:
 def _name_by_37(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
     _, order_id = _new_order(case, client, "FX-BY37")
-    clordid = f"{case.runner.token}-FX-BY37-R"
-    body: list[Field] = [(11, clordid), (37, str(order_id)), (55, "FIXS"), (54, "1"), (38, "20"), (40, "2")]
-    client.send("G", [*body, (44, "10"), (60, sending_time())])
-    reply = client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == clordid, f"G 11={clordid} by 37 alone")
+    reply = _change(client, "G", f"{case.runner.token}-FX-BY37-R", order_id=order_id, quantity="20")
     if (reply.msg_type, reply.get(150), reply.get(39), reply.get(38)) != ("8", "5", "0", "20"):
         raise StepFailed(f"{_name(reply)} 150={reply.get(150)} 39={reply.get(39)} 38={reply.get(38)} {reply.get(58)}")
     return f"order {order_id} replaced (named by 37 only)"
@@ -399,22 +424,16 @@ def _name_by_37(case: CaseRun, client: FixClient) -> str:
 def _name_by_41(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
     first, order_id = _new_order(case, client, "FX-BY41")
-    clordid = f"{case.runner.token}-FX-BY41-C"
-    client.send("F", [(11, clordid), (41, first), (55, "FIXS"), (54, "1"), (38, "10"), (60, sending_time())])
-    reply = client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == clordid, f"F 11={clordid} by 41 alone")
+    reply = _change(client, "F", f"{case.runner.token}-FX-BY41-C", orig=first)
     if (reply.msg_type, reply.get(150), reply.get(39), reply.get(37)) != ("8", "4", "4", str(order_id)):
         raise StepFailed(f"{_name(reply)} 150={reply.get(150)} 39={reply.get(39)} 37={reply.get(37)} {reply.get(58)}")
     # the chain: after a replace, the order's latest accepted ClOrdID is the replace's
     a, other = _new_order(case, client, "FX-CHAIN")
     b = f"{case.runner.token}-FX-CHAIN-B"
-    body: list[Field] = [(11, b), (41, a), (37, str(other)), (55, "FIXS"), (54, "1"), (38, "20"), (40, "2")]
-    client.send("G", [*body, (44, "10"), (60, sending_time())])
-    replaced = client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == b, f"G 11={b} 41={a}")
+    replaced = _change(client, "G", b, orig=a, order_id=other, quantity="20")
     if (replaced.msg_type, replaced.get(150)) != ("8", "5"):
         raise StepFailed(f"G 11={b} 41={a} answered {_name(replaced)} 150={replaced.get(150)} {replaced.get(58)}")
-    c = f"{case.runner.token}-FX-CHAIN-C"
-    client.send("F", [(11, c), (41, b), (55, "FIXS"), (54, "1"), (38, "20"), (60, sending_time())])
-    refused = client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == c, f"F 11={c} by 41={b} alone")
+    refused = _change(client, "F", f"{case.runner.token}-FX-CHAIN-C", orig=b, quantity="20")
     # a MODIFIED order cannot be cancelled: refused as too late -- but found by its latest ClOrdID
     got = (refused.msg_type, refused.get(102), refused.get(37), refused.get(39))
     if got != ("9", "0", str(other), "0"):
@@ -431,14 +450,7 @@ def _status_of(client: FixClient, clordid: str, order_id: int, want: dict[int, s
         lambda m: m.msg_type == "8" and m.get(150) == "I" and m.get(43) != "Y",
         f"OrderStatusRequest of order {order_id}",
     )
-    wrong = [
-        f"{t}={reply.get(t)}"
-        for t, v in {37: str(order_id), **want}.items()
-        if (reply.get(t) if t in (37, 39) else _decimal(reply.get(t))) != (v if t in (37, 39) else Decimal(v))
-    ]
-    if wrong:
-        expected = " ".join(f"{t}={v}" for t, v in {37: order_id, **want}.items())
-        raise StepFailed(f"150=I of order {order_id}: {', '.join(wrong)} (expected {expected})")
+    _expect_tags(reply, f"150=I of order {order_id}", {37: str(order_id), **want})
 
 
 @check("status", "150=I with the order's 37, its 39 and 14/151 -- new, replaced and cancelled")
@@ -447,15 +459,11 @@ def _status(case: CaseRun, client: FixClient) -> str:
     clordid, order_id = _new_order(case, client, "FX-STATUS")
     _status_of(client, clordid, order_id, {39: "0", 14: "0", 151: "10"})
     replaced = f"{clordid}-R"
-    body: list[Field] = [(11, replaced), (41, clordid), (37, str(order_id)), (55, "FIXS"), (54, "1"), (38, "12")]
-    client.send("G", [*body, (40, "2"), (44, "10"), (60, sending_time())])
-    client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == replaced, f"G 11={replaced}")
+    _change(client, "G", replaced, orig=clordid, order_id=order_id, quantity="12")
     _status_of(client, replaced, order_id, {39: "0", 14: "0", 151: "12"})
     other_clordid, other = _new_order(case, client, "FX-STATUS-C")
     cancel = f"{other_clordid}-C"
-    body = [(11, cancel), (41, other_clordid), (37, str(other)), (55, "FIXS"), (54, "1"), (38, "10")]
-    client.send("F", [*body, (60, sending_time())])
-    client.wait(lambda m: m.msg_type in ("8", "9") and m.get(11) == cancel, f"F 11={cancel}")
+    _change(client, "F", cancel, orig=other_clordid, order_id=other)
     _status_of(client, cancel, other, {39: "4", 14: "0", 151: "0"})
     return f"150=I: order {order_id} 39=0 (new, then replaced to 12), order {other} 39=4 151=0"
 
@@ -517,12 +525,7 @@ def _fill_report(case: CaseRun, client: FixClient) -> str:
     _, order_id = _new_order(case, client, "FX-FILL", quantity=7, price="12.5")
     _http(case, "POST", f"/order/{order_id}/execute", {"price": 12})
     fill = _report(client, order_id, "F", f"the fill of order {order_id}, executed over HTTP")
-    want = {39: "2", 31: Decimal(12), 32: Decimal(7), 14: Decimal(7), 151: Decimal(0), 6: Decimal(12)}
-    wrong = [f"{t}={fill.get(t)}" for t, v in want.items() if (fill.get(t) if t == 39 else _decimal(fill.get(t))) != v]
-    if wrong:
-        raise StepFailed(
-            f"the fill report of order {order_id}: {', '.join(wrong)} (expected 39=2 31=12 32=7 14=7 151=0 6=12)"
-        )
+    _expect_tags(fill, f"the fill report of order {order_id}", {39: "2", 31: "12", 32: "7", 14: "7", 151: "0", 6: "12"})
     return f"150=F 39=2 31=12 32=7 14=7 151=0 6=12 for order {order_id}"
 
 
@@ -609,9 +612,7 @@ def _possdup_ignored(case: CaseRun, client: FixClient) -> str:
 def _clordid_reuse(case: CaseRun, client: FixClient) -> str:
     client.logon(reset=True)
     first, order_id = _new_order(case, client, "FX-REUSE")
-    body: list[Field] = [(11, first), (41, first), (37, str(order_id)), (55, "FIXS"), (54, "1"), (38, "11")]
-    client.send("G", [*body, (40, "2"), (44, "10"), (60, sending_time())])
-    reply = client.wait(lambda m: m.msg_type in ("8", "9", "3", "j") and m.get(43) != "Y", f"G reusing 11={first}")
+    reply = _change(client, "G", first, orig=first, order_id=order_id, quantity="11")
     if reply.msg_type == "8":
         raise StepFailed(f"a replace with the used ClOrdID {first} as its new 11 was accepted: 150={reply.get(150)}")
     return f"refused with {_name(reply)}"
