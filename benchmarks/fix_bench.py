@@ -12,6 +12,10 @@ checked (150=0 with our ClOrdID; 201 with an order id). Prints p50 / p99 round t
 orders/s, and the ratios FIX/REST. Exits 0 whenever every answer was right: speed is
 reported, never judged.
 
+Also prints, from the same run, the floor under any face: ``Engine.create`` called in this
+process on a fresh DuckDB file, one at a time (the one commit every acknowledged order
+pays, with no transport at all), as a fraction of REST's p50 -- a FIX p50 cannot be below it.
+
     .venv/bin/python benchmarks/fix_bench.py [--orders 2000] [--sessions 1 8]
 """
 
@@ -188,6 +192,22 @@ def run_rest(port: int, n: int, per: int) -> Result:
             c.close()
 
 
+def run_engine(path: str, count: int) -> Result:
+    """``Engine.create`` in this process, one at a time: the commit alone, no transport."""
+    import oms
+
+    latencies: list[float] = []
+    with oms.open(path, threads=1) as engine:  # as the servers open it
+        for k in range(20):
+            engine.create(symbol="INFY", side="BUY", quantity=100, price="1500.25", client_order_id=f"warm-{k}")
+        t0 = time.perf_counter()
+        for k in range(count):
+            t = time.perf_counter()
+            engine.create(symbol="INFY", side="BUY", quantity=100, price="1500.25", client_order_id=f"e-{k}")
+            latencies.append(time.perf_counter() - t)
+        return Result(latencies, time.perf_counter() - t0, [])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orders", type=int, default=2000, help="orders per configuration (default %(default)s)")
@@ -213,6 +233,7 @@ def main() -> int:
         finally:
             stop(fix_proc)
             stop(rest_proc)
+        floor = run_engine(f"{tmp}/engine.duckdb", args.orders)
     errors = [e for r in results.values() for e in r.errors]
     print(f"order round trip, {args.orders} orders per configuration (durable: answered after commit)")
     print(f"{'face':<5} {'sessions':>8} {'p50 ms':>8} {'p99 ms':>8} {'orders/s':>10}")
@@ -224,6 +245,12 @@ def main() -> int:
             f"{n} session{'s' if n > 1 else ' '}: FIX/REST p50 = {f.p(0.5) / r.p(0.5):.2f}x  "
             f"p99 = {f.p(0.99) / r.p(0.99):.2f}x  orders/s = {f.rate / r.rate:.2f}x  (goal: p50 <= 0.33x)"
         )
+    rest_1 = results[("rest", min(args.sessions))]
+    print(
+        f"floor: Engine.create in-process, one at a time (the commit alone): p50 {floor.p(0.5):.3f} ms "
+        f"= {floor.p(0.5) / rest_1.p(0.5):.2f}x REST's p50 with {min(args.sessions)} session"
+        f"{'s' if min(args.sessions) > 1 else ''}"
+    )
     if errors:
         print(f"ERRORS: {len(errors)} wrong answers, first: {errors[0]}")
         return 1

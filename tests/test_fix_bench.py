@@ -23,4 +23,5 @@ def test_fix_bench_drives_both_faces_and_every_answer_is_the_expected_one() -> N
     assert done.returncode == 0, done.stdout + done.stderr
     for sessions in ("1 session ", "2 sessions"):
         assert re.search(rf"{sessions}: FIX/REST p50 = \d+\.\d\dx", done.stdout), done.stdout
+    assert re.search(r"floor: Engine\.create .* p50 \d+\.\d{3} ms = \d+\.\d\dx REST's p50", done.stdout), done.stdout
     assert "ERRORS" not in done.stdout

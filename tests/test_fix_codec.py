@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import simplefix
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from simplefix.data import RAW_DATA
 
 from oms.errors import DuplicateClientOrderId, InvalidTransition, OrderNotFound, ValidationError
 from oms.fix import is_fix_url
@@ -113,3 +116,31 @@ def test_fix_urls_are_recognized_and_parsed() -> None:
         FixGateway.from_url("fix://127.0.0.1:9878")
     with pytest.raises(ValueError, match="fix://"):
         FixGateway.from_url("http://127.0.0.1:9878?sender=A&target=B")
+
+
+RAW_TAGS = {tag for pair in RAW_DATA for tag in pair}
+"""Raw-data length and value tags: the direct codec hands them to simplefix."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    msg_type=st.sampled_from(["D", "G", "F", "8", "9", "0", "A"]),
+    fields=st.lists(
+        st.tuples(
+            st.integers(min_value=11, max_value=9999).filter(
+                lambda t: t != 35 and t not in {x for p in RAW_DATA for x in p}
+            ),
+            st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=12),
+        ),
+        max_size=12,
+    ),
+)
+def test_the_direct_codec_is_byte_for_byte_simplefix(msg_type: str, fields: list[tuple[int, str]]) -> None:
+    """The fast path of encode/decode against simplefix itself, the reference it stands in for."""
+    from oms.fix.codec import _decode_direct, _decode_simplefix, _encode_simplefix
+
+    header = [(49, "OMS"), (56, "CLIENT"), (34, "7"), (52, "20260105-09:15:00.000")]
+    data = encode(msg_type, header, fields)
+    assert data == _encode_simplefix(msg_type, [*header, *fields], "FIX.4.4")
+    direct = _decode_direct(data)
+    assert direct is not None and direct == _decode_simplefix(data)

@@ -1,11 +1,15 @@
 """The FIX 4.4 acceptor: asyncio TCP on loopback, one task per connection, over one engine.
 
-Adapter layer. The event loop only moves bytes: it cuts frames (``codec.FrameReader``,
-which drops garbled ones), finds the session a Logon names (an unknown CompID, or a
-session already connected, is refused by closing the connection), and hands frames and
-timer ticks to the session in a worker thread, so sqlite commits and engine calls never
-block the loop. A session writes through ``_Connection.write``, which queues bytes onto
-the loop in call order.
+Adapter layer. The event loop moves bytes: it cuts frames (``codec.FrameReader``, which
+drops garbled ones), finds the session a Logon names (an unknown CompID, or a session
+already connected, is refused by closing the connection), and hands frames and timer
+ticks to the session in a worker thread, so one session's sqlite commits and engine calls
+never hold up another's messages -- in the pool, concurrent sessions share the engine's
+group commits and the session store's. When one session alone is connected and no
+session work is in the pool, its frames are processed on the loop's thread instead: there
+is nobody to hold up, and that saves the two thread hand-offs (to the pool and back) of
+every message, like the REST committer's commit on the loop. A session writes through
+``_Connection.write``, which puts bytes onto the loop in call order.
 
 Reports nobody asked for -- a fill, or a cancel or modify made from another face (REST, a
 notebook, the engine itself) -- reach the session that entered the order: the acceptor
@@ -49,17 +53,35 @@ READ_SIZE = 65536
 
 
 class _Connection:
-    """A session's transport: writes and the close go through the event loop, in order."""
+    """A session's transport: writes and the close go through the event loop, in order.
+
+    A write made on the loop's own thread (a session's work run inline, see
+    ``FixAcceptor._serve``) goes straight to the socket when no write from another thread
+    is still waiting for its turn of the loop -- else after those, so the order holds."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, writer: asyncio.StreamWriter) -> None:
         self.loop, self.writer = loop, writer
         self.closed = False
+        self._loop_thread = threading.get_ident()  # made on the loop's thread, by _serve
+        self._lock = threading.Lock()
+        self._queued = 0  # writes scheduled on the loop, not yet made
 
     def write(self, data: bytes) -> None:
-        if not self.closed:
-            self.loop.call_soon_threadsafe(self._write, data)
+        if self.closed:
+            return
+        with self._lock:
+            if self._queued == 0 and threading.get_ident() == self._loop_thread:
+                self._put(data)
+                return
+            self._queued += 1
+        self.loop.call_soon_threadsafe(self._write, data)
 
     def _write(self, data: bytes) -> None:
+        with self._lock:
+            self._queued -= 1
+            self._put(data)
+
+    def _put(self, data: bytes) -> None:
         if not self.writer.is_closing():
             self.writer.write(data)
 
@@ -272,6 +294,8 @@ class FixAcceptor:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._busy = 0  # session work in the pool (only the loop's thread counts it)
+        self._connected = 0  # connections attached to a session
 
     def session(self, target: str) -> Session:
         return self.sessions[target]
@@ -342,6 +366,7 @@ class FixAcceptor:
         session: Session | None = None
         ticker: asyncio.Task[None] | None = None
         frames = FrameReader()
+        counted = False
         try:
             pending: list[bytes] = []
             async with asyncio.timeout(LOGON_TIMEOUT):
@@ -354,10 +379,19 @@ class FixAcceptor:
             if session is None:
                 return
             session.attach(connection)
+            self._connected += 1
+            counted = True
             ticker = asyncio.create_task(self._tick(session, connection))
             while True:
                 if pending:
-                    await loop.run_in_executor(self._pool, session.on_frames, pending)
+                    if self._busy == 0 and self._connected == 1:
+                        # The only session, and no session work in the pool: run it here,
+                        # which saves two thread hand-offs a message (to the pool and
+                        # back). With others connected, a commit must not hold up their
+                        # messages -- in the pool they share the engine's group commits.
+                        session.on_frames(pending)
+                    else:
+                        await self._in_pool(session.on_frames, pending)
                 if connection.closed:
                     return
                 data = await reader.read(READ_SIZE)
@@ -370,12 +404,22 @@ class FixAcceptor:
             connection.closed = True
             writer.close()
             self._tasks.discard(task)
+            if counted:
+                self._connected -= 1
             if ticker is not None:
                 ticker.cancel()
             if session is not None and session.transport is connection:
                 await loop.run_in_executor(self._pool, session.detach, connection)
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
+
+    async def _in_pool(self, fn: Callable[..., None], *args: object) -> None:
+        """``fn(*args)`` on a worker thread (counted in ``_busy``)."""
+        self._busy += 1
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        finally:
+            self._busy -= 1
 
     def _logon_target(self, frame: bytes) -> Session | None:
         """The session a first message logs on to, or None (refused: the connection closes)."""
@@ -393,12 +437,11 @@ class FixAcceptor:
         return session
 
     async def _tick(self, session: Session, connection: _Connection) -> None:
-        loop = asyncio.get_running_loop()
         while not connection.closed:
             await asyncio.sleep(TICK)
             if session.transport is not connection:
                 return
-            await loop.run_in_executor(self._pool, session.on_timer)
+            await self._in_pool(session.on_timer)
 
 
 class AcceptorThread:

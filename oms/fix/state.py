@@ -5,9 +5,10 @@ Adapter layer (sqlite3, standard library). ``SessionStore`` is the protocol the 
 layer and the acceptor use; ``SqliteSessionStore`` keeps it in a file beside the DuckDB
 database, ``<db>.fix.sqlite`` (``:memory:`` for an in-memory engine). DuckDB allows one
 writer process, and the engine's store owns that file; a second small file keeps the FIX
-face independent of it. Every ``commit`` is one transaction, made before the messages it
-records are written to the socket, so a restart -- or a kill -9 -- resumes the session
-with the right numbers and a ResendRequest finds every message sent.
+face independent of it. Every ``commit`` is on disk (synchronous=FULL) before the messages
+it records are written to the socket, so a restart -- or a kill -9 -- resumes the session
+with the right numbers and a ResendRequest finds every message sent. Commits of several
+sessions that arrive together are group-committed: one transaction, one fsync.
 """
 
 from __future__ import annotations
@@ -71,6 +72,17 @@ class Commit:
     pending_done: list[int]
 
 
+@dataclass(slots=True)
+class _Ticket:
+    """One caller's ``commit`` waiting in a group commit."""
+
+    key: SessionKey
+    change: Commit
+    done: bool = False
+    written: bool = False
+    error: Exception | None = None
+
+
 def default_path(db: str) -> str:
     """The session store beside a DuckDB database: ``<db>.fix.sqlite``."""
     return MEMORY if db == MEMORY else f"{db}.fix.sqlite"
@@ -123,11 +135,14 @@ SCHEMA_VERSION = 1
 
 
 class SqliteSessionStore:
-    """``SessionStore`` in one sqlite3 file (WAL, synchronous=FULL). Thread-safe."""
+    """``SessionStore`` in one sqlite3 file (WAL, synchronous=FULL: every commit is on disk
+    before it returns). Thread-safe; concurrent ``commit`` calls share transactions."""
 
     def __init__(self, path: str = MEMORY, *, durable: bool = True) -> None:
         self.path = path
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the connection: one transaction or read at a time
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Ticket] = []  # commits waiting for the next group commit
         try:
             self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
             if path != MEMORY:
@@ -150,11 +165,48 @@ class SqliteSessionStore:
         return (int(row[0]), int(row[1])) if row else (1, 1)
 
     def commit(self, key: SessionKey, change: Commit) -> None:
-        k = (key.sender, key.target)
+        """Record ``change`` in one transaction, *group-committed*: the commits of sessions
+        that arrive while another is being written wait for it, and whichever runs next
+        writes all of them in one transaction (one fsync for the lot). Each caller returns
+        only once its own change is committed; when a shared transaction fails, its changes
+        are written again one at a time, so one failure fails no other."""
+        ticket = _Ticket(key, change)
+        with self._queue_lock:
+            self._queue.append(ticket)
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
+            if not ticket.done:
+                with self._queue_lock:
+                    batch, self._queue = self._queue, []
+                self._commit_batch(batch)
+        if ticket.error is not None:
+            raise ticket.error
+
+    def _commit_batch(self, batch: list[_Ticket]) -> None:
+        try:
             try:
+                self._write(batch)
+            except Exception as e:
+                if len(batch) == 1:
+                    batch[0].error = e
+                    return
+                for ticket in batch:  # in order, each on its own
+                    try:
+                        self._write([ticket])
+                    except Exception as single:
+                        ticket.error = single
+        finally:
+            for ticket in batch:  # interrupted (a BaseException): not known to be written
+                if ticket.error is None and not ticket.written:
+                    ticket.error = sqlite3.OperationalError(f"{self.path}: session state not confirmed")
+                ticket.done = True
+
+    def _write(self, batch: list[_Ticket]) -> None:
+        """The changes of ``batch``, in order, in one transaction (under ``_lock``)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for ticket in batch:
+                k, change = (ticket.key.sender, ticket.key.target), ticket.change
                 db.execute(
                     "INSERT INTO fix_sessions VALUES (?, ?, ?, ?) ON CONFLICT (sender, target) "
                     "DO UPDATE SET next_out = excluded.next_out, next_in = excluded.next_in",
@@ -180,10 +232,12 @@ class SqliteSessionStore:
                     )
                 if change.pending_done:
                     db.executemany("DELETE FROM fix_pending WHERE id = ?", [(i,) for i in change.pending_done])
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        for ticket in batch:
+            ticket.written = True
 
     def sent_between(self, key: SessionKey, begin: int, end: int) -> list[Sent]:
         with self._lock:
