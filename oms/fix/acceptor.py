@@ -46,6 +46,8 @@ log = logging.getLogger("oms.fix.acceptor")
 
 DEFAULT_HOST = "127.0.0.1"
 LOGON_TIMEOUT = 10.0
+TAKEOVER_WAIT_S = 1.0
+"""How long a Logon waits for the session's previous connection to go."""
 """Seconds a connection may take to send its Logon."""
 TICK = 0.5
 """Seconds between timer ticks of a session (heartbeats are whole seconds)."""
@@ -376,6 +378,8 @@ class FixAcceptor:
                         return
                     pending = frames.feed(data)
             session = self._logon_target(pending[0])
+            if session is not None and session.connected:
+                session = await self._when_free(session)
             if session is None:
                 return
             session.attach(connection)
@@ -431,8 +435,20 @@ class FixAcceptor:
             log.warning("refused a connection: not a Logon to %s (%r)", self.sender, msg)
             return None
         session = self.sessions.get(msg.get(49) or "")
-        if session is None or session.connected:
-            log.warning("refused a Logon from %r: unknown or already connected", msg.get(49))
+        if session is None:
+            log.warning("refused a Logon from %r: no such session", msg.get(49))
+        return session
+
+    async def _when_free(self, session: Session) -> Session | None:
+        """A Logon for a session whose previous connection is still going (the peer closed it
+        and logged on again before that connection's end was seen here): wait a bounded time
+        for it to go, then refuse -- one connection per session."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TAKEOVER_WAIT_S
+        while session.connected and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        if session.connected:
+            log.warning("refused a Logon for %s: already connected", session.key)
             return None
         return session
 
