@@ -440,6 +440,28 @@ def test_kill_9_and_restart_resumes_the_sequence_numbers(tmp_path: Path) -> None
     assert logon[34] == "1" and resend[7] == "1"  # forgot both: starts at 1, asks for 1.. again
 
 
+def test_sent_messages_are_resent_after_a_restart(tmp_path: Path) -> None:
+    def run(*faults: str) -> Msg:
+        """One order (its ack is server seq 2); restart; log on again: the answer to a
+        ResendRequest for 2..2."""
+        db = f"s{len(faults)}.sqlite"
+        with running(tmp_path, *faults, db=db) as server, session(server) as c:
+            new_order(c, "S1")
+        with running(tmp_path, *faults, db=db) as server:
+            again = Client(server.fix_port, c.seq)
+            try:
+                again.logon()
+                again.send("2", [(7, 2), (16, 2)])
+                return again.expect_any()
+            finally:
+                again.close()
+
+    resent = run()
+    assert (resent[35], resent[34], resent[43], resent[11]) == ("8", "2", "Y", "S1")
+    gap = run("fix-sent-not-persisted")
+    assert (gap[35], gap[34], gap[36]) == ("4", "2", "3")  # forgotten: a gap fill over the ack
+
+
 # --------------------------------------------------------------------------------------
 # Faults: each changes the one behaviour its rule names
 # --------------------------------------------------------------------------------------
@@ -572,6 +594,140 @@ def clordid_echo(c: Client, server: Server) -> object:
     return (ack[11] == a, stored == a)
 
 
+def unique(prefix: str) -> str:
+    return f"{prefix}{time.monotonic_ns()}"
+
+
+def cxlrej_orig(c: Client, server: Server) -> object:
+    c.send("F", [(41, "NOPE"), (11, unique("B")), (60, now())])
+    return c.expect("9").get(41)
+
+
+def replace_orig(c: Client, server: Server) -> object:
+    a = unique("A")
+    new_order(c, a)
+    c.send("G", [(41, a), (11, a + "-2"), (38, 50), (60, now())])
+    return {a: "replaced", a + "-2": "new"}.get(c.expect("8").get(41))
+
+
+def status_of_cancelled(c: Client, server: Server) -> object:
+    ack = new_order(c, unique("A"))
+    assert server.http("DELETE", f"/order/{ack[37]}")[0] == 200
+    c.expect("8")
+    c.send("H", [(37, ack[37]), (11, ack[11])])
+    return c.expect("8")[39]
+
+
+def unsolicited_modify_price(c: Client, server: Server) -> object:
+    ack = new_order(c, unique("A"), price="10.5")
+    assert server.http("PUT", f"/order/{ack[37]}", {"price": "9"})[0] == 200
+    return c.expect("8")[44]
+
+
+def too_many_places_reason(c: Client, server: Server) -> object:
+    return new_order(c, unique("P"), price="1.00001")[103]
+
+
+def gap_fill_new_seq(c: Client, server: Server) -> object:
+    c.send("2", [(7, 1), (16, 0)])  # only the Logon (1) was sent: a gap fill to 2
+    return c.expect("4")[36]
+
+
+def resent_status(c: Client, server: Server) -> object:
+    ack = new_order(c, unique("A"))  # server seq 2, 39=0
+    assert server.http("DELETE", f"/order/{ack[37]}")[0] == 200
+    c.expect("8")
+    c.send("2", [(7, 2), (16, 2)])
+    again = c.expect("8")
+    assert (again[34], again[43]) == ("2", "Y")
+    return again[39]  # as first sent: 0 (New), not the order's status now (4)
+
+
+def http_order_reports(c: Client, server: Server) -> object:
+    status, order = server.http("POST", "/order", {"symbol": "A", "side": "BUY", "quantity": 1, "price": 1})
+    assert status == 201
+    assert server.http("POST", f"/order/{order['order_id']}/execute", {})[0] == 200
+    return len([m for m in c.quiet(1.0) if m[35] == "8"])
+
+
+def reused_http_client_order_id(c: Client, server: Server) -> object:
+    coid = unique("H")
+    body = {"client_order_id": coid, "symbol": "A", "side": "BUY", "quantity": 1, "price": 1}
+    assert server.http("POST", "/order", body)[0] == 201
+    return new_order(c, coid)[150]
+
+
+def possdup_copy_answers(c: Client, server: Server) -> object:
+    a = unique("A")
+    seq = c.seq
+    new_order(c, a)
+    fields = [(11, a), (55, "INFY"), (54, "1"), (38, 100), (40, "2"), (44, "10.5"), (60, now())]
+    copy = c.encode("D", fields, seq=seq, extra_header=[(43, "Y"), (122, now())])
+    return answers_before_next(c, "after-copy", copy)
+
+
+def foreign_compid_answer(c: Client, server: Server) -> object:
+    c.send("1", [(112, "x")], sender="SOMEONE")
+    return c.expect_any()[35]
+
+
+def logout_answers(c: Client, server: Server) -> object:
+    c.send("5", [])
+    return [m[35] for m in c.quiet(1.0)]
+
+
+def cancel_after_replace(c: Client, server: Server) -> object:
+    a = unique("A")
+    new_order(c, a)
+    c.send("G", [(41, a), (11, a + "-2"), (38, 50), (60, now())])
+    c.expect("8")
+    c.send("F", [(41, a + "-2"), (11, a + "-3"), (60, now())])
+    return c.expect("9")[102]  # MODIFIED x cancel: too late (0), not unknown order (1)
+
+
+def replace_reusing_clordid(c: Client, server: Server) -> object:
+    a, b = unique("A"), unique("B")
+    new_order(c, a)
+    new_order(c, b)
+    c.send("G", [(41, b), (11, a), (38, 50), (60, now())])
+    return c.expect_any()[35]
+
+
+def reject_ref_msg_type(c: Client, server: Server) -> object:
+    c.send("D", [(11, unique("M")), (54, "1"), (38, 1), (40, "2"), (44, 1), (60, now())])  # no 55
+    return c.expect("3").get(372)
+
+
+def wrong_bodylength_answer(c: Client, server: Server) -> object:
+    short = re.sub(rb"\x019=(\d+)\x01", b"\x019=7\x01", c.encode("1", [(112, "short")]))
+    c.seq -= 1  # ignored: its MsgSeqNum is used again
+    c.sock.sendall(short + c.encode("1", [(112, "after-short")]))
+    return c.expect_any()[35]
+
+
+def logon_then_stored_reports(c: Client, server: Server) -> object:
+    ack = new_order(c, unique("O"))
+    seq = c.seq
+    c.send("5", [])
+    c.expect("5")
+    c.close()
+    assert server.http("POST", f"/order/{ack[37]}/execute", {})[0] == 200
+    again = Client(server.fix_port, seq + 1)
+    try:
+        again.send("A", [(98, 0), (108, 30)])
+        return [m[35] for m in again.quiet(1.0)]
+    finally:
+        again.close()
+
+
+def outgoing_seqs(c: Client, server: Server) -> object:
+    seqs = []
+    for i in range(7):  # the Logon was 1: the answers are 2..8
+        c.send("1", [(112, f"s{i}")])
+        seqs.append(int(c.expect("0")[34]))
+    return seqs
+
+
 # fault -> (scenario, what a clean server shows, what the fault shows)
 FAULT_TESTS: dict[str, tuple] = {
     "fix-no-fill-report": (sees_fill, True, False),
@@ -589,8 +745,28 @@ FAULT_TESTS: dict[str, tuple] = {
     "fix-garbled-rejected": (garbled_answers, [], ["3"]),
     "fix-offline-reports-lost": (offline_reports, 1, 0),
     "fix-clordid-trimmed": (clordid_echo, (True, True), (False, False)),
+    "fix-cxlrej-no-41": (cxlrej_orig, "NOPE", None),
+    "fix-report-41-new": (replace_orig, "replaced", "new"),
+    "fix-status-39-new": (status_of_cancelled, "4", "0"),
+    "fix-unsolicited-old-price": (unsolicited_modify_price, "9", "10.5"),
+    "fix-ordrej-13-for-all": (too_many_places_reason, "99", "13"),
+    "fix-gapfill-high": (gap_fill_new_seq, "2", "3"),
+    "fix-resend-current-state": (resent_status, "0", "4"),
+    "fix-offline-twice": (offline_reports, 1, 2),
+    "fix-http-orders-reported": (http_order_reports, 0, 1),
+    "fix-dup-vs-http": (reused_http_client_order_id, "8", "0"),
+    "fix-possdup-reprocessed": (possdup_copy_answers, [], ["8"]),
+    "fix-compid-not-checked": (foreign_compid_answer, "3", "0"),
+    "fix-no-logout-ack": (logout_answers, ["5"], []),
+    "fix-orig-not-advanced": (cancel_after_replace, "0", "1"),
+    "fix-clordid-reuse-accepted": (replace_reusing_clordid, "9", "8"),
+    "fix-reject-no-372": (reject_ref_msg_type, "D", None),
+    "fix-bodylength-logout": (wrong_bodylength_answer, "0", "5"),
+    "fix-reports-before-logon": (logon_then_stored_reports, ["A", "8"], ["8", "A"]),
+    "fix-seq-skip": (outgoing_seqs, [2, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5, 6, 7, 9]),
 }
-RESTART_FAULTS = {"fix-seq-reset-on-restart"}  # shown by test_kill_9_and_restart_resumes_...
+# shown by test_kill_9_and_restart_resumes_... and test_sent_messages_are_resent_after_a_restart
+RESTART_FAULTS = {"fix-seq-reset-on-restart", "fix-sent-not-persisted"}
 
 
 def test_every_fix_fault_is_listed_with_its_rule_and_tested() -> None:

@@ -118,12 +118,12 @@ def encode(fields: Fields) -> bytes:
 
 @dataclass
 class Frame:
-    kind: str  # "message", "garbled" or "need" (more bytes needed)
+    kind: str  # "message", "garbled", "badlen" (fault fix-bodylength-logout) or "need" (more bytes needed)
     consumed: int = 0
     raw: bytes = b""
 
 
-def take_frame(buf: bytes) -> Frame:
+def take_frame(buf: bytes, faults: frozenset[str] | set[str] = frozenset()) -> Frame:
     """The first frame of buf.  A message whose BodyLength does not lead to a CheckSum
     field, or whose CheckSum is wrong, is garbled (FIX: ignored, the stream re-synced at
     the next BeginString)."""
@@ -146,7 +146,8 @@ def take_frame(buf: bytes) -> Frame:
         return Frame("need")
     t = TRAILER.fullmatch(buf, end, end + 7)
     if t is None:
-        return Frame("garbled", resync or end + 7, bytes(buf[: end + 7]))
+        kind = "badlen" if "fix-bodylength-logout" in faults else "garbled"
+        return Frame(kind, resync or end + 7, bytes(buf[: end + 7]))
     raw = bytes(buf[: end + 7])
     if int(t.group(1)) != sum(buf[:end]) % 256:
         return Frame("garbled", end + 7, raw)
@@ -262,11 +263,13 @@ class Request:
 CURRENT_REQUEST: contextvars.ContextVar[Request | None] = contextvars.ContextVar("fix_request", default=None)
 
 
-def create_rejection(refusal) -> str:
+def create_rejection(refusal, faults: frozenset[str] | set[str] = frozenset()) -> str:
     """OrdRejReason (103) for a refused create."""
     if refusal.code == "DUPLICATE_CLIENT_ORDER_ID":
         return "6"
     if any(f == "quantity" for f, _ in refusal.errors or []):
+        return "13"
+    if "fix-ordrej-13-for-all" in faults and refusal.code == "VALIDATION_ERROR":
         return "13"
     return "99"
 
@@ -329,6 +332,8 @@ class Session:
             "INSERT OR REPLACE INTO fix_sent VALUES (?,?,?,?,?)", (self.key, seq, msg_type, json.dumps(body), now)
         )
         self.next_out = seq + 1
+        if "fix-seq-skip" in self.acceptor.faults and seq % 7 == 0:
+            self.next_out = seq + 2
         self._save()
         return encode([(35, msg_type), *self.header(seq, now), *body])
 
@@ -376,21 +381,23 @@ class Session:
                 return
             conn.write(self.acceptor.transaction(lambda: self._stamp(msg_type, body)))
 
-    def flush(self) -> None:
-        """Send the pending reports, in order, if logged on."""
+    def flush(self, logon: bool = False) -> None:
+        """Send the pending reports, in order, if logged on (logon: just logged on)."""
         with self.send_lock:
             while (conn := self.conn) is not None and conn.logged_on:
-                raws = self.acceptor.transaction(self._take_pending)
+                raws = self.acceptor.transaction(lambda: self._take_pending(logon))
                 if not raws:
                     return
                 conn.write(b"".join(raws))
 
-    def _take_pending(self) -> list[bytes]:
+    def _take_pending(self, logon: bool = False) -> list[bytes]:
         db = self.acceptor.engine.db
         rows = db.execute(
             "SELECT id, msg_type, body FROM fix_pending WHERE session=? ORDER BY id LIMIT 100", (self.key,)
         ).fetchall()
         out = [self._stamp(mt, [(int(t), v) for t, v in json.loads(body)]) for _, mt, body in rows]
+        if logon and rows and "fix-offline-twice" in self.acceptor.faults:
+            out += [self._stamp(mt, [(int(t), v) for t, v in json.loads(body)]) for _, mt, body in rows]
         if rows:
             db.execute("DELETE FROM fix_pending WHERE session=? AND id<=?", (self.key, rows[-1][0]))
         return out
@@ -427,14 +434,22 @@ class Session:
                     gap_from = None
                 mt, body, at = row
                 possdup: Fields = [] if "fix-resend-no-possdup" in faults else [(43, "Y")]
+                fields = [(int(t), v) for t, v in json.loads(body)]
+                if "fix-resend-current-state" in faults and mt == "8":
+                    oid = dict(fields).get(37, "")
+                    cur = self.acceptor.order(int(oid)) if oid.isdigit() else None
+                    if cur is not None:
+                        fields = [(t, ORD_STATUS[cur["status"]]) if t == 39 else (t, v) for t, v in fields]
                 header = [*self.header(seq, utc_timestamp()), *possdup, (122, at)]
-                out.append(encode([(35, mt), *header, *[(int(t), v) for t, v in json.loads(body)]]))
+                out.append(encode([(35, mt), *header, *fields]))
             if gap_from is not None:
                 out.append(self._gap_fill(gap_from, end + 1))
             conn.write(b"".join(out))
 
     def _gap_fill(self, seq: int, new_seq: int) -> bytes:
         now = utc_timestamp()
+        if "fix-gapfill-high" in self.acceptor.faults:
+            new_seq += 1
         return encode([(35, "4"), *self.header(seq, now), (43, "Y"), (122, now), (123, "Y"), (36, str(new_seq))])
 
 
@@ -530,10 +545,13 @@ class Connection:
 
     def _drain_frames(self) -> None:
         while self.buf and not self.closed:
-            frame = take_frame(bytes(self.buf))
+            frame = take_frame(bytes(self.buf), self.faults)
             if frame.kind == "need":
                 return
             del self.buf[: frame.consumed]
+            if frame.kind == "badlen":
+                self.logout("bad BodyLength")
+                return
             if frame.kind == "garbled":
                 self.on_garbled(frame.raw)
                 continue
@@ -581,7 +599,8 @@ class Connection:
             self.before_logon(msg)
             return
         session = self.session
-        if msg.get(49) != session.target or msg.get(56) != session.sender:
+        compids_checked = "fix-compid-not-checked" not in self.faults
+        if compids_checked and (msg.get(49) != session.target or msg.get(56) != session.sender):
             self.reject(msg, COMPID_PROBLEM, None, "CompID problem", force=True)
             self.logout("CompID problem")
             return
@@ -607,6 +626,8 @@ class Connection:
             return
         if seq < expected:
             if msg.get(43) == "Y":
+                if "fix-possdup-reprocessed" in self.faults:
+                    self.dispatch(msg, advance=False)
                 return  # a duplicate already processed
             if "fix-low-seq-accepted" not in self.faults:
                 self.logout(f"MsgSeqNum too low, expecting {expected} but received {seq}")
@@ -650,7 +671,7 @@ class Connection:
         body: Fields = [(45, str(msg.seq() or 0))]
         if tag is not None:
             body.append((371, str(tag)))
-        if msg.msg_type:
+        if msg.msg_type and "fix-reject-no-372" not in self.faults:
             body.append((372, msg.msg_type))
         body += [(373, str(reason)), (58, text)]
         self.send("3", body)
@@ -684,8 +705,8 @@ class Connection:
         if (
             msg.msg_type != "A"
             or msg.problem is not None
-            or msg.get(49) != session.target
-            or msg.get(56) != session.sender
+            or ("fix-compid-not-checked" not in self.faults and msg.get(49) != session.target)
+            or ("fix-compid-not-checked" not in self.faults and msg.get(56) != session.sender)
             or seq is None
             or msg.get(98) != "0"
             or not hb.isdigit()
@@ -716,13 +737,16 @@ class Connection:
                 return
             self.timers.heartbeat = float(int(hb))
             reply: Fields = [(98, "0"), (108, hb)] + ([(141, "Y")] if reset else [])
+            if "fix-reports-before-logon" in self.faults:
+                self.logged_on = True
+                session.flush()
             self.send("A", reply)
             self.logged_on = True
             if seq > expected:
                 self.request_resend(expected, seq)
             elif seq == expected:
                 session.set_next_in(self, seq + 1)
-        session.flush()  # reports stored while logged out
+        session.flush(logon=True)  # reports stored while logged out
 
     # ---- session messages ------------------------------------------------------------
 
@@ -781,6 +805,8 @@ class Connection:
 
     @handles("5")
     def on_logout(self, msg: Message) -> None:
+        if "fix-no-logout-ack" in self.faults:
+            self.logout_sent = True
         if not self.logout_sent:
             self.logout_sent = True
             self.send("5", [])
@@ -831,7 +857,7 @@ class Connection:
             named = f"order {msg.values[37]}" if 37 in msg.values else f"ClOrdID {msg.values[41]!r}"
             acceptor.cancel_reject(self.session, msg, action, None, "1", f"unknown order: {named} not found")
             return
-        if acceptor.clordid_used(clordid):
+        if "fix-clordid-reuse-accepted" not in self.faults and acceptor.clordid_used(clordid):
             acceptor.cancel_reject(self.session, msg, action, order, "99", f"ClOrdID {clordid!r} is already used")
             return
         for tag, key, table in ((54, "side", SIDE_CODE), (40, "order_type", ORD_TYPE_CODE)):
@@ -917,11 +943,25 @@ class Acceptor:
                 engine.in_txn = False
             engine.db.executescript(SCHEMA)
         self.transaction(lambda: self.session.load(reset="fix-seq-reset-on-restart" in faults))
+        if "fix-sent-not-persisted" in faults:
+            self.transaction(lambda: engine.db.execute("DELETE FROM fix_sent"))
+        if "fix-dup-vs-http" in faults:
+            engine.dup_exempt = self._dup_exempt
         engine.observers.append(self.on_change)
         engine.after_commit.append(self.after_commit)
 
     def transaction(self, fn):
         return self.engine.transaction(fn)
+
+    def _dup_exempt(self, coid: str) -> bool:
+        """Fault fix-dup-vs-http (inside the create's transaction): a FIX create whose
+        client_order_id is used only by orders of other faces skips the duplicate check."""
+        if CURRENT_REQUEST.get() is None:
+            return False
+        row = self.engine.db.execute(
+            "SELECT 1 FROM orders WHERE client_order_id=? AND order_id IN (SELECT order_id FROM fix_orders)", (coid,)
+        ).fetchone()
+        return row is None
 
     # ---- listener --------------------------------------------------------------------
 
@@ -982,6 +1022,8 @@ class Acceptor:
             return
         row = db.execute("SELECT session, clordid FROM fix_orders WHERE order_id=?", (order_id,)).fetchone()
         owner, latest = row if row else (None, after["client_order_id"])
+        if owner is None and "fix-http-orders-reported" in self.faults:
+            owner, latest = self.session.key, after["client_order_id"] or f"REST-{order_id}"
         clordid, orig = latest, None
         if request is not None:
             clordid, orig = request.clordid, request.orig
@@ -992,7 +1034,10 @@ class Acceptor:
             return
         if action == "execute" and "fix-no-fill-report" in self.faults:
             return
-        self.queue(session, "8", self.execution_report(after, EXEC_TYPE[action], clordid, orig))
+        shown = after
+        if request is None and action == "modify" and "fix-unsolicited-old-price" in self.faults:
+            shown = dict(after, price=before["price"])
+        self.queue(session, "8", self.execution_report(shown, EXEC_TYPE[action], clordid, orig))
 
     def after_commit(self) -> None:
         """After a transaction in which an accepted command was observed (the command is
@@ -1038,6 +1083,8 @@ class Acceptor:
         return self.order(row[0]) if row else None
 
     def order_by_latest_clordid(self, clordid: str) -> dict | None:
+        if "fix-orig-not-advanced" in self.faults:
+            return self._lookup("SELECT order_id FROM orders WHERE client_order_id=?", (clordid,))
         return self._lookup(
             "SELECT order_id FROM fix_orders WHERE clordid=? UNION ALL SELECT order_id FROM orders "
             "WHERE client_order_id=? AND order_id NOT IN (SELECT order_id FROM fix_orders) LIMIT 1",
@@ -1088,6 +1135,8 @@ class Acceptor:
         cum = order["executed_quantity"]
         leaves = 0 if done else order["quantity"] - cum
         fields: Fields = [(37, str(order["order_id"])), (11, clordid)]
+        if "fix-report-41-new" in self.faults and orig is not None:
+            orig = clordid
         if orig is not None:
             fields.append((41, orig))
         fields += [
@@ -1115,7 +1164,7 @@ class Acceptor:
             fields += [(tag, msg.values[tag]) for tag in (55, 54, 38, 40, 44) if tag in msg.values]
             fields += [(14, "0"), (151, "0"), (6, "0")]
             if "fix-no-ordrejreason" not in self.faults:
-                fields.append((103, create_rejection(refusal)))
+                fields.append((103, create_rejection(refusal, self.faults)))
             return [*fields, (58, refusal.message), (60, utc_timestamp())]
 
         self.send_report(session, "8", build)
@@ -1133,7 +1182,7 @@ class Acceptor:
             orig = msg.get(41) or self.latest_clordid(order)
 
         def build() -> Fields:
-            return [
+            out: Fields = [
                 (37, order_id),
                 (11, msg.values[11]),
                 (41, orig),
@@ -1142,6 +1191,9 @@ class Acceptor:
                 (102, reason),
                 (58, text),
             ]
+            if "fix-cxlrej-no-41" in self.faults:
+                out = [f for f in out if f[0] != 41]
+            return out
 
         self.send_report(session, "9", build)
 
@@ -1156,6 +1208,8 @@ class Acceptor:
                 named = f"order {msg.values[37]}" if 37 in msg.values else f"ClOrdID {msg.values[11]!r}"
                 return [*fields, (14, "0"), (151, "0"), (6, "0"), *extra, (58, f"unknown order: {named} not found")]
             report = self.execution_report(order, "I", latest, exec_id="0")
+            if "fix-status-39-new" in self.faults:
+                report = [(t, "0") if t == 39 else (t, v) for t, v in report]
             return [*report, *extra]
 
         self.send_report(session, "8", build)

@@ -152,6 +152,58 @@ FAULTS: dict[str, str] = {
     "fix-clordid-trimmed": "FIX: 11 ClOrdID is stored and echoed verbatim; here it is stripped of surrounding spaces.",
     "fix-fill-no-lastpx": "FIX: a fill report (150=F) carries 31 LastPx and 32 LastQty; here both are missing.",
     "fix-cumqty-wrong": "FIX: a fill report has 14 CumQty = filled quantity, 151 LeavesQty = 0; here 14=0, 151=qty.",
+    "fix-cxlrej-no-41": (
+        "FIX: every OrderCancelReject (35=9) carries 41 OrigClOrdID (FIX 4.4: required); here it lacks 41."
+    ),
+    "fix-report-41-new": (
+        "FIX: a 150=5/150=4 answering a G/F has 41 = the ClOrdID it replaced; here 41 = the new ClOrdID (11)."
+    ),
+    "fix-status-39-new": (
+        "FIX: a status report (150=I) carries the order's current 39 OrdStatus; here 39=0 even if cancelled/filled."
+    ),
+    "fix-unsolicited-old-price": (
+        "FIX: an unsolicited 150=5 (a modify over HTTP) carries the new 44 Price; here the price before the modify."
+    ),
+    "fix-ordrej-13-for-all": (
+        "FIX: 103=13 (incorrect quantity) only for a bad quantity, else 99; here 103=13 for every validation refusal."
+    ),
+    "fix-gapfill-high": "FIX: a GapFill's 36 NewSeqNo is the MsgSeqNum after the gap; here it is one too high.",
+    "fix-resend-current-state": (
+        "FIX: a resent ExecutionReport is the message as first sent; here it carries the order's current 39 OrdStatus."
+    ),
+    "fix-sent-not-persisted": (
+        "FIX: sent messages persist: a ResendRequest after a restart resends them; here a restart forgets them."
+    ),
+    "fix-offline-twice": (
+        "FIX: reports stored while logged out are sent once at the next logon; here twice (the copies: new 34, no 43)."
+    ),
+    "fix-http-orders-reported": (
+        "FIX: only orders entered over FIX are reported to the session; here changes of HTTP orders are reported too."
+    ),
+    "fix-dup-vs-http": "FIX: a D reusing the client_order_id of an HTTP order is refused (103=6); here it is accepted.",
+    "fix-possdup-reprocessed": (
+        "FIX: a too-low MsgSeqNum with PossDupFlag 43=Y is a duplicate and ignored; here it is processed again."
+    ),
+    "fix-compid-not-checked": (
+        "FIX: a Logon or message with a wrong SenderCompID/TargetCompID is refused; here any CompIDs are accepted."
+    ),
+    "fix-no-logout-ack": (
+        "FIX: a Logout is answered with a Logout before disconnecting; here the connection is just closed."
+    ),
+    "fix-orig-not-advanced": (
+        "FIX: 41 OrigClOrdID names the order's latest ClOrdID; here only the first one is found (chain not advanced)."
+    ),
+    "fix-clordid-reuse-accepted": (
+        "FIX: a G/F whose 11 ClOrdID is already used is refused (35=9); here a replace reusing one is accepted."
+    ),
+    "fix-reject-no-372": "FIX: a session Reject (35=3) carries 372 RefMsgType; here it lacks 372.",
+    "fix-bodylength-logout": (
+        "FIX: a message with a wrong BodyLength is garbled and ignored; here it is answered with a Logout."
+    ),
+    "fix-reports-before-logon": (
+        "FIX: the Logon answer comes first, then reports stored while logged out; here the reports come before it."
+    ),
+    "fix-seq-skip": "FIX: outgoing MsgSeqNums have no gaps; here every 7th message is followed by a skipped number.",
 }
 
 # --------------------------------------------------------------------------------------
@@ -430,6 +482,8 @@ class Engine:
         # inside its transaction; after_commit hooks run after such a transaction, off the lock.
         self.observers: list = []
         self.after_commit: list = []
+        # The FIX face may exempt a client_order_id from the duplicate check (fault fix-dup-vs-http).
+        self.dup_exempt = lambda coid: False
         self.changed = False
         if self.lazy:
             self.committer = threading.Thread(target=self._lazy_committer, daemon=True)
@@ -578,6 +632,7 @@ class Engine:
                 if (
                     coid is not None
                     and "duplicate-client-order-id" not in self.faults
+                    and not self.dup_exempt(coid)
                     and self.db.execute("SELECT 1 FROM orders WHERE client_order_id=?", (coid,)).fetchone()
                 ):
                     raise Refusal(
