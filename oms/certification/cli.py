@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from oms.certification.runner import CaseResult, Progress, RunResult
 
 DEFAULT_OUT = "certification/runs"
+DEFAULT_FIX_COMP_IDS = ":".join(needs_.DEFAULT_FIX_IDS)
+"""``--fix-comp-ids`` when not given: OURS:THEIRS."""
 
 
 class Refused(Exception):
@@ -66,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--fix-comp-ids",
         metavar="OURS:THEIRS",
-        default=":".join(needs_.DEFAULT_FIX_IDS),
+        default=DEFAULT_FIX_COMP_IDS,
         help="the CompIDs of the FIX session with a --serve system: the pack's SenderCompID and the "
         "system's (default: %(default)s, oms serve's)",
     )
@@ -178,7 +180,7 @@ def certify(
     _check_out(out)
     run_dir = new_run_dir(out)
     try:
-        ours, _, theirs = (invocation.get("fix_comp_ids") or ":".join(needs_.DEFAULT_FIX_IDS)).partition(":")
+        ours, _, theirs = (invocation.get("fix_comp_ids") or DEFAULT_FIX_COMP_IDS).partition(":")
         target = make_target(
             invocation["target"], invocation["serve"], token=token, log=run_dir / "server.log", fix_ids=(ours, theirs)
         )
@@ -205,7 +207,7 @@ def invocation_for(
     identity = f"serve: {serve}" if serve else (f"target: {target}" if target else "embedded: fresh")
     out = {"identity": identity, "target": target, "serve": serve, "offers": offers, "require": require,
            "checklist": checklist}  # fmt: skip
-    if fix_comp_ids and fix_comp_ids != ":".join(needs_.DEFAULT_FIX_IDS):
+    if fix_comp_ids and fix_comp_ids != DEFAULT_FIX_COMP_IDS:
         out["fix_comp_ids"] = fix_comp_ids
     return out
 

@@ -454,7 +454,7 @@ class FixWireGateway:
         given += [(40, ORD_TYPE.get(str(order_type), order_type)), (44, price)]
         body: list[Field] = [(11, clordid)] + [(t, _wire(v)) for t, v in given if v is not None]
         body.append((60, sending_time()))
-        seq = self._send("D", body)
+        seq = self.client.send("D", body)
         reply = self._answer(seq, clordid, "NewOrderSingle")
         what = f"the ExecutionReport answering NewOrderSingle 11={clordid}"
         if reply.msg_type != "8":
@@ -473,7 +473,9 @@ class FixWireGateway:
             side=Side(SIDE_OF.get(reply.get(54) or "", str(side))),
             order_type=OrderType(ORD_TYPE_OF.get(reply.get(40) or "", str(order_type))),
             quantity=int(reply.get(38) or _int(reply, 14) + _int(reply, 151)),
-            price=_decimal(reply.get(44)) if reply.get(44) else (_decimal(_wire(price)) if price is not None else None),
+            price=as_decimal(reply.get(44))
+            if reply.get(44)
+            else (as_decimal(_wire(price)) if price is not None else None),
             status=Status.NEW,
             version=1,
             created_at=at,
@@ -490,7 +492,7 @@ class FixWireGateway:
             raise NotOffered(f"the FIX face has no field for {', '.join(sorted(extra))}")
         if quantity is None and price is None:
             raise NotOffered("a replace that changes nothing: a FIX OrderCancelReplaceRequest always carries 38")
-        known = self._entered(order_id)
+        known = self._known.get(order_id)
         body: list[Field] = [(40, ORD_TYPE[known.order.order_type.value] if known else "2")]
         body.append((38, _wire(quantity if quantity is not None else (known.order.quantity if known else 1))))
         new_price = price if price is not None else (known.order.price if known else None)
@@ -499,7 +501,7 @@ class FixWireGateway:
         return self._change(Action.MODIFY, order_id, known, body)
 
     def cancel(self, order_id: int) -> Order:
-        return self._change(Action.CANCEL, order_id, self._entered(order_id), [])
+        return self._change(Action.CANCEL, order_id, self._known.get(order_id), [])
 
     def _change(self, action: Action, order_id: int, known: _Known | None, extra: list[Field]) -> Order:
         clordid = self._clordid()
@@ -532,7 +534,7 @@ class FixWireGateway:
         symbol, side = (known.order.symbol, SIDE[known.order.side.value]) if known else UNKNOWN_INSTRUMENT
         body += [(55, symbol), (54, side), *extra, (60, sending_time())]
         name = "OrderCancelReplaceRequest" if action is Action.MODIFY else "OrderCancelRequest"
-        seq = self._send("G" if action is Action.MODIFY else "F", body)
+        seq = self.client.send("G" if action is Action.MODIFY else "F", body)
         reply = self._answer(seq, clordid, name)
         what = f"the answer to {name} 11={clordid} (order {order_id})"
         if reply.msg_type == "9":
@@ -552,7 +554,7 @@ class FixWireGateway:
             version=before.version + 1,
             updated_at=max(_transact_time(reply), before.updated_at),
             quantity=quantity or before.quantity,
-            price=_decimal(reply.get(44)) if reply.get(44) else before.price,
+            price=as_decimal(reply.get(44)) if reply.get(44) else before.price,
         )
         self._check_amounts(reply, order, what)
         return self._settle(order, clordid, reply, what)
@@ -578,7 +580,7 @@ class FixWireGateway:
         self._check_report(report, what)
         self._expect(report, what, exec_type=EXEC_TYPE[Action.EXECUTE], ord_status="2")
         problems = []
-        if _decimal(report.get(31)) != executed.executed_price:
+        if as_decimal(report.get(31)) != executed.executed_price:
             problems.append(f"LastPx (31) {report.get(31)}, the fill was at {executed.executed_price}")
         if _int(report, 32) != executed.executed_quantity:
             problems.append(f"LastQty (32) {report.get(32)}, the fill was {executed.executed_quantity}")
@@ -627,9 +629,9 @@ class FixWireGateway:
             known.order,
             status=status,
             quantity=int(reply.get(38) or known.order.quantity),
-            price=_decimal(reply.get(44)) if reply.get(44) else known.order.price,
+            price=as_decimal(reply.get(44)) if reply.get(44) else known.order.price,
             executed_quantity=_int(reply, 14),
-            executed_price=_decimal(reply.get(6)) if _int(reply, 14) else None,
+            executed_price=as_decimal(reply.get(6)) if _int(reply, 14) else None,
         )
         self._check_amounts(reply, order, what)
         return order
@@ -645,15 +647,6 @@ class FixWireGateway:
         return self.rest.events(order_id)  # type: ignore[no-any-return]
 
     # ---- what every answer is held to ------------------------------------------------------
-
-    def _entered(self, order_id: int) -> _Known | None:
-        return self._known.get(order_id)
-
-    def _send(self, msg_type: str, body: list[Field]) -> int:
-        try:
-            return self.client.send(msg_type, body)
-        except UnicodeEncodeError:
-            raise NotOffered("a value FIX cannot carry (not Latin-1 text)") from None
 
     def _answer(self, seq: int, clordid: str, name: str) -> Message:
         """The report or cancel reject answering ClOrdID ``clordid``; a Reject (35=3) or
@@ -715,7 +708,7 @@ class FixWireGateway:
             self._exec_ids.add(exec_id)
         for tag in () if msg.get(150) == REJECTED else (14, 151, 6, 31, 32, 38, 44):  # a refusal may echo bad input
             value = msg.get(tag)
-            if value is not None and _parse_decimal(value) is None:
+            if value is not None and as_decimal(value) is None:
                 raise FixContractViolation(f"{what}: tag {tag} is {value!r}, not a number")
 
     def _expect(self, msg: Message, what: str, *, exec_type: str, ord_status: str) -> None:
@@ -734,9 +727,11 @@ class FixWireGateway:
             6: order.executed_price or 0,
         }
         wrong = [
-            f"{tag}={msg.get(tag)} (expected {value})" for tag, value in want.items() if _decimal(msg.get(tag)) != value
+            f"{tag}={msg.get(tag)} (expected {value})"
+            for tag, value in want.items()
+            if as_decimal(msg.get(tag)) != value
         ]
-        if msg.get(38) and _decimal(msg.get(38)) != order.quantity:
+        if msg.get(38) and as_decimal(msg.get(38)) != order.quantity:
             wrong.append(f"38={msg.get(38)} (the order's quantity is {order.quantity})")
         if wrong:
             raise FixContractViolation(f"{what}: " + ", ".join(wrong))
@@ -807,7 +802,8 @@ def _wire(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _parse_decimal(text: str | None) -> Decimal | None:
+def as_decimal(text: str | None) -> Decimal | None:
+    """The exact finite number a tag says, or None."""
     try:
         value = Decimal(text or "")
     except InvalidOperation:
@@ -815,12 +811,8 @@ def _parse_decimal(text: str | None) -> Decimal | None:
     return value if value.is_finite() else None
 
 
-def _decimal(text: str | None) -> Decimal | None:
-    return _parse_decimal(text)
-
-
 def _int(msg: Message, tag: int) -> int:
-    value = _parse_decimal(msg.get(tag))
+    value = as_decimal(msg.get(tag))
     return int(value) if value is not None else 0
 
 

@@ -49,7 +49,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, Literal
 
-from oms.certification.fixwire import FixClient, FixContractViolation, FixSessionEnded
+from oms.certification.fixwire import FixClient, FixContractViolation, FixSessionEnded, as_decimal
 from oms.certification.steps._base import CaseRun, Spec, StepKind, register
 from oms.certification.values import StepFailed
 from oms.fix.codec import Field, Message, sending_time
@@ -184,18 +184,11 @@ def _expect_tags(msg: Message, what: str, want: dict[int, str]) -> None:
     wrong = [
         f"{t}={msg.get(t)}"
         for t, v in want.items()
-        if (msg.get(t) != v if t in TEXT_TAGS else _decimal(msg.get(t)) != Decimal(v))
+        if (msg.get(t) != v if t in TEXT_TAGS else as_decimal(msg.get(t)) != Decimal(v))
     ]
     if wrong:
         expected = " ".join(f"{t}={v}" for t, v in want.items())
         raise StepFailed(f"{what}: {', '.join(wrong)} (expected {expected})")
-
-
-def _decimal(text: str | None) -> Decimal | None:
-    try:
-        return Decimal(text or "")
-    except ArithmeticError:
-        return None
 
 
 # ---- the checks --------------------------------------------------------------------------------
@@ -656,9 +649,3 @@ def _cross_face_duplicate(case: CaseRun, client: FixClient) -> str:
 
 def _name(msg: Message) -> str:
     return f"35={msg.msg_type} (MsgSeqNum {msg.get(34)})"
-
-
-def _tag(raw: str, tag: int) -> str | None:
-    prefix = f"|{tag}="
-    at = raw.find(prefix)
-    return raw[at + len(prefix) :].split("|", 1)[0] if at >= 0 else None
