@@ -11,10 +11,13 @@ made durable together before any of their replies go out. The commit runs on the
 thread itself when the engine is free (``Engine.try_submit_many``): that saves the two
 thread hand-offs (to a writer thread and back), ~0.15 ms a request measured here, and
 requests arriving meanwhile wait in their sockets and join the next batch. When the
-engine is busy -- another thread reading or writing the database, or a fold of the
-projection due -- the batch goes to the committer's one worker thread instead, so the
-loop never waits on a lock and keeps serving; later batches follow it there while it
-has work, so batches stay in order.
+engine is busy -- another thread reading or writing the database, a fold of the
+projection due, or a store across the network (PostgreSQL), which the loop must never
+wait on -- the batch goes to the committer's one worker thread instead, so the loop
+keeps serving. While the worker commits, what the loop gathers waits in one backlog,
+and the worker takes the whole backlog as its next batch: one commit for every command
+that arrived during the previous one, however many loop turns brought them. So batches
+stay in order, and a slow commit makes the next batch bigger, not the queue longer.
 """
 
 from __future__ import annotations
@@ -49,7 +52,8 @@ class Committer:
         self._closed = False
         self._first_at = 0.0
         self._expected = 1  # the size of the last batch: how many commands come together
-        self._handed_off = 0  # batches in the worker thread, not answered yet
+        self._handed_off = False  # a batch is in the worker thread, not answered yet
+        self._backlog: _Batch = []  # what waits for the worker to finish it
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="oms-commit")
 
     async def submit(self, command: Command) -> Order:
@@ -87,11 +91,18 @@ class Committer:
             except Exception as e:  # answer every waiter, whatever happened
                 outcomes = [e] * len(batch)
         if outcomes is None:  # the engine is busy: let the worker wait for it, not the loop
-            self._handed_off += 1
-            done = asyncio.get_running_loop().run_in_executor(self._worker, self._submit_waiting, batch)
-            done.add_done_callback(lambda finished: self._answer_handed_off(batch, finished))
+            self._backlog.extend(batch)
+            if not self._handed_off:
+                self._hand_off()
             return
         _answer(batch, outcomes)
+
+    def _hand_off(self) -> None:
+        """Give the worker the whole backlog as one batch."""
+        batch, self._backlog = self._backlog, []
+        self._handed_off = True
+        done = asyncio.get_running_loop().run_in_executor(self._worker, self._submit_waiting, batch)
+        done.add_done_callback(lambda finished: self._answer_handed_off(batch, finished))
 
     def _take(self) -> _Batch:
         batch, self._pending = self._pending, []
@@ -106,18 +117,20 @@ class Committer:
             return [e] * len(batch)
 
     def _answer_handed_off(self, batch: _Batch, finished: asyncio.Future[list[Any]]) -> None:
-        self._handed_off -= 1
+        self._handed_off = False
         try:
             outcomes = finished.result()
         except BaseException as e:  # the worker was stopped: nothing is known of the batch
             outcomes = [StoreError(f"commands not confirmed: {e!r}")] * len(batch)
         _answer(batch, outcomes)
+        if self._backlog and not self._closed:
+            self._hand_off()
 
     def close(self) -> None:
         """Refuse new commands; commit those still waiting for their turn (after any the
         worker holds), and stop the worker."""
         self._closed = True
-        batch = self._take()
+        batch, self._backlog = self._backlog + self._take(), []
         if batch:
             committed: Future[list[Any]] = self._worker.submit(self._submit_waiting, batch)
             _answer(batch, committed.result())

@@ -157,6 +157,68 @@ def test_while_another_thread_holds_the_database_the_loop_keeps_running(gw: Engi
     assert [o.order_id for o in gw.orders()] == [1]
 
 
+def test_what_arrives_while_the_worker_commits_is_its_next_batch_whatever_the_loop_turns(gw: Engine) -> None:
+    """A store the loop cannot commit on (busy here; PostgreSQL always): the first batch
+    goes to the worker, and every command of the later loop turns waits in one backlog
+    that becomes the worker's next batch -- one commit, not one per loop turn."""
+    release = threading.Event()
+    holding = threading.Event()
+
+    def long_read() -> None:
+        with gw._store.lock:
+            holding.set()
+            release.wait(10)
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    holding.wait(10)
+    appends = counting_appends(gw)
+
+    async def main() -> list[int]:
+        committer = Committer(gw)
+        waiting = []
+        for _ in range(5):  # five loop turns, one command each
+            waiting.append(asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE))))
+            await asyncio.sleep(0.005)
+        release.set()
+        orders = await asyncio.wait_for(asyncio.gather(*waiting), 10)
+        committer.close()
+        return [o.order_id for o in orders]
+
+    assert asyncio.run(main()) == [1, 2, 3, 4, 5]
+    reader.join(10)
+    assert appends == [1, 4]  # the first alone (it was in the worker), then the backlog together
+    assert [o.order_id for o in gw.orders()] == [1, 2, 3, 4, 5]
+
+
+def test_close_commits_the_backlog_after_the_batch_in_the_worker(gw: Engine) -> None:
+    release = threading.Event()
+    holding = threading.Event()
+
+    def long_read() -> None:
+        with gw._store.lock:
+            holding.set()
+            release.wait(10)
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    holding.wait(10)
+
+    async def main() -> list[int]:
+        committer = Committer(gw)
+        first = asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
+        await asyncio.sleep(0.005)  # in the worker, waiting for the store
+        backlog = asyncio.ensure_future(committer.submit(Command(oms.Action.CREATE, None, CREATE)))
+        await asyncio.sleep(0.005)  # in the backlog
+        threading.Timer(0.05, release.set).start()
+        committer.close()  # waits for both, in order
+        return [(await first).order_id, (await backlog).order_id]
+
+    assert asyncio.run(main()) == [1, 2]
+    reader.join(10)
+    assert [o.order_id for o in gw.orders()] == [1, 2]
+
+
 def test_a_batch_that_would_fold_the_projection_is_committed_off_the_loop(
     db_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
