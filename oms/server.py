@@ -120,10 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--workers", type=_workers, default=1, metavar="N",
-        help="server processes on one socket (PostgreSQL only; default: %(default)s)",
+        help="server processes on one port (PostgreSQL only; default: %(default)s)",
     )  # fmt: skip
     parser.add_argument("--worker-of", type=int, help=argparse.SUPPRESS)  # the supervisor's pid, in a worker
-    parser.add_argument("--worker-fd", type=int, help=argparse.SUPPRESS)  # the shared listening socket
     parser.add_argument("--host", default=DEFAULT_HOST, help="address to bind (default: %(default)s)")
     parser.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port 1-65535 (default: %(default)s)")
     parser.add_argument(
@@ -195,7 +194,7 @@ def main(args: argparse.Namespace) -> int:
     if fix_problem is not None:
         print(f"oms serve: {fix_problem}", file=sys.stderr)
         return 2
-    if args.workers > 1 and args.worker_fd is None:
+    if args.workers > 1 and args.worker_of is None:
         from oms.supervisor import supervise
 
         return supervise(args, token)
@@ -290,10 +289,14 @@ def main(args: argparse.Namespace) -> int:
         # re-raise is a no-op and a clean stop exits 0 (SIGINT still ends as Ctrl-C: 130).
         signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
         sockets = None
-        if args.worker_fd is not None:
-            import socket
+        if args.worker_of is not None:  # a worker of ``--workers N``: its own socket on the shared port
+            from oms.supervisor import worker_socket
 
-            sockets = [socket.socket(fileno=args.worker_fd)]
+            try:
+                sockets = [worker_socket(args.host, args.port)]
+            except OSError as e:
+                print(f"oms serve: worker cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+                return 1
         worker = "" if args.worker_of is None else f" (worker {os.getpid()})"
         print(
             f"oms serve: {shown(args.db)} on http://{args.host}:{args.port}{worker} (docs at /docs)",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -93,6 +94,55 @@ def test_racing_commands_on_two_server_processes_have_exactly_one_winner(
         assert book.replay() == book.orders()
         assert [e.seq for e in book.events()] == list(range(1, 91))
     assert a.terminate() == 0 and b.terminate() == 0
+
+
+_LISTEN, _ESTABLISHED = "0A", "01"
+
+
+def sockets_of(pid: int, port: int, state: str) -> int:
+    """How many TCP sockets on local ``port`` in ``state`` process ``pid`` holds (from /proc)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        target = os.readlink(fd) if fd.is_symlink() else ""
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == state and fields[9] in inodes:
+            count += 1
+    return count
+
+
+def test_the_workers_share_the_clients_and_a_taken_port_is_one_line(
+    serve: Callable[..., ServeProcess], pg_url: str
+) -> None:
+    """Each worker listens on the port with a socket of its own, so the kernel spreads
+    connections over them (from one shared socket, the first worker to wake took a whole burst)."""
+    server = serve(pg_url, args=("--workers", "2"))
+    pids = workers_of(server, 2)
+    for _ in range(400):  # both listening (the first to listen answers wait_ready)
+        if all(sockets_of(pid, server.port, _LISTEN) == 1 for pid in pids):
+            break
+        time.sleep(0.05)
+    burst = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(16)]  # at once
+    try:
+        for conn in burst:
+            conn.sendall(f"GET /orders?limit=1 HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n\r\n".encode())
+        answers = [conn.recv(64) for conn in burst]
+        assert all(a.startswith(b"HTTP/1.1 200") for a in answers), answers  # 16 kept-alive connections
+        held = {pid: sockets_of(pid, server.port, _ESTABLISHED) for pid in pids}
+    finally:
+        for conn in burst:
+            conn.close()
+    assert sum(held.values()) == 16 and all(held.values()), held  # both serve (all on one: p = 2 * 2**-16)
+    taken = subprocess.run(
+        [sys.executable, "-m", "oms.cli", "serve", "--db", pg_url, "--port", str(server.port), "--workers", "2"],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert taken.returncode == 1, taken.stderr
+    assert f"cannot listen on 127.0.0.1:{server.port}" in taken.stderr and "Traceback" not in taken.stderr
+    assert server.proc.poll() is None and httpx.get(server.url + "/orders?limit=1").status_code == 200
 
 
 def test_acknowledged_commands_survive_kill_9_of_a_worker_and_of_the_server_and_a_database_crash(
