@@ -15,6 +15,11 @@ order there, in the state the mix left it). Prints ops/s and the p99 latency of 
 the ratios: PG 2 workers / PG 1 worker at 32 clients (goal >= 1.5x) and PG 2 workers /
 DuckDB (goal >= 1x). Exits 1 when an answer was wrong, whatever the speed.
 
+What limits the curve is measured, not guessed: for each measurement, the cores used
+(CPU seconds per second, from /proc) by the server processes, by PostgreSQL's backends
+and by this load generator, out of the machine's; and on PostgreSQL the requests per
+transaction (transaction ids used), which says how well group commit groups.
+
     .venv/bin/python benchmarks/pg_bench.py [--rounds 600] [--clients 8 32]
 """
 
@@ -49,6 +54,58 @@ class Run:
     p99_ms: float
     requests: int
     errors: list[str] = field(default_factory=list)
+    cores: dict[str, float] = field(default_factory=dict)
+    per_commit: float | None = None  # requests per PostgreSQL transaction
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the processes ``pids`` (those gone count 0)."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def process_tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in process_tree(int(child)))]
+
+
+class Meter:
+    """CPU of the server, of PostgreSQL and of this process, and PostgreSQL's commits."""
+
+    def __init__(self, server: int, postmaster: int | None, db: str | None) -> None:
+        self.groups = {"server": lambda: process_tree(server), "postgres": lambda: [], "client": lambda: [os.getpid()]}
+        if postmaster is not None:
+            self.groups["postgres"] = lambda: process_tree(postmaster)
+        self.db = db
+
+    def commits(self) -> int:
+        import psycopg
+
+        assert self.db is not None
+        with psycopg.connect(self.db, autocommit=True) as conn:
+            # The next transaction id: each commit of the book's writers takes one (a read takes none).
+            row = conn.execute("SELECT txid_snapshot_xmax(txid_current_snapshot())").fetchone()
+        return int(row[0]) if row else 0
+
+    def start(self) -> tuple[float, dict[str, float], int]:
+        commits = self.commits() if self.db else 0
+        return time.perf_counter(), {name: cpu_seconds(pids()) for name, pids in self.groups.items()}, commits
+
+    def stop(self, started: tuple[float, dict[str, float], int], run: Run) -> None:
+        at, cpu, commits = started
+        wall = time.perf_counter() - at
+        run.cores = {name: (cpu_seconds(pids()) - cpu[name]) / wall for name, pids in self.groups.items()}
+        if self.db:
+            run.per_commit = run.requests / max(1, self.commits() - commits)
 
 
 async def one_client(port: int, rounds: int, latencies: list[float], errors: list[str]) -> None:
@@ -75,16 +132,19 @@ async def one_client(port: int, rounds: int, latencies: list[float], errors: lis
         conn.close()
 
 
-async def drive(port: int, clients: int, rounds: int) -> Run:
+async def drive(port: int, clients: int, rounds: int, meter: Meter) -> Run:
     errors: list[str] = []
     await asyncio.gather(*(one_client(port, 1, [], errors) for _ in range(clients)))  # warm-up
     latencies: list[float] = []
     per_client = max(1, rounds // clients)
+    metered = meter.start()
     started = time.perf_counter()
     await asyncio.gather(*(one_client(port, per_client, latencies, errors) for _ in range(clients)))
     elapsed = time.perf_counter() - started
     p99 = statistics.quantiles(latencies, n=100)[98] if len(latencies) > 1 else latencies[0]
-    return Run(len(latencies) / elapsed, p99 * 1000, len(latencies), errors)
+    run = Run(len(latencies) / elapsed, p99 * 1000, len(latencies), errors)
+    meter.stop(metered, run)
+    return run
 
 
 def serve(db: str, workers: int, log: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -118,10 +178,13 @@ def check_book(port: int, expected_rounds: int) -> list[str]:
     return problems
 
 
-def measure(name: str, db: str, workers: int, clients: list[int], rounds: int, work: Path) -> dict[int, Run]:
+def measure(
+    name: str, db: str, workers: int, clients: list[int], rounds: int, work: Path, postmaster: int | None
+) -> dict[int, Run]:
     proc, port = serve(db, workers, work / f"{name}.log")
+    meter = Meter(proc.pid, postmaster, db if db.startswith("postgresql") else None)
     try:
-        runs = {n: asyncio.run(drive(port, n, rounds)) for n in clients}
+        runs = {n: asyncio.run(drive(port, n, rounds, meter)) for n in clients}
         done_rounds = sum(n + n * max(1, rounds // n) for n in clients)  # warm-up + measured
         runs[clients[-1]].errors += check_book(port, done_rounds)
     finally:
@@ -144,16 +207,23 @@ def main() -> int:
     results: dict[str, dict[int, Run]] = {}
     with tempfile.TemporaryDirectory(prefix="oms-pg-bench-") as tmp, TempCluster() as cluster:
         work = Path(tmp)
-        results["duckdb"] = measure("duckdb", str(work / "oms.duckdb"), 1, args.clients, args.rounds, work)
+        postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+        results["duckdb"] = measure("duckdb", str(work / "oms.duckdb"), 1, args.clients, args.rounds, work, None)
         for n in WORKERS:
             url = cluster.create_database(f"bench_{n}")
-            results[f"pg-{n}"] = measure(f"pg-{n}", url, n, args.clients, args.rounds, work)
+            results[f"pg-{n}"] = measure(f"pg-{n}", url, n, args.clients, args.rounds, work, postmaster)
     errors = [f"{name} ({n} clients): {e}" for name, runs in results.items() for n, r in runs.items() for e in r.errors]
     for name, runs in results.items():
         label = "DuckDB, 1 process" if name == "duckdb" else f"PostgreSQL, {name[3:]} worker(s)"
         for n, run in runs.items():
             figures = f"{run.ops:7.0f} ops/s   p99 {run.p99_ms:7.1f} ms   ({run.requests} requests)"
             print(f"{label:<26} {n:>3} clients  {figures}")
+    print(f"\nWhat the machine did ({os.cpu_count()} cores): cores used by each part, and requests per commit")
+    for name, runs in results.items():
+        for n, run in runs.items():
+            used = "  ".join(f"{part} {cores:4.2f}" for part, cores in run.cores.items())
+            grouped = f"   {run.per_commit:5.1f} requests/commit" if run.per_commit is not None else ""
+            print(f"  {name:<7} {n:>3} clients   {used}   total {sum(run.cores.values()):4.2f}{grouped}")
     top = args.clients[-1]
     print()
     scaling = results["pg-2"][top].ops / results["pg-1"][top].ops

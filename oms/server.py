@@ -58,6 +58,11 @@ def _workers(text: str) -> int:
 
 
 HEAD_TIMEOUT = 10.0
+GIL_SWITCH_S = 0.0005
+"""The server's GIL switch interval (Python's default: 5 ms). A commit thread coming back
+from the database waits at most this long for the event loop to let it run; on a
+PostgreSQL book it holds the book's lock meanwhile. Measured with benchmarks/pg_bench.py,
+32 clients, one worker: 4,469-4,713 -> 5,507-5,704 ops/s; DuckDB unchanged."""
 DEFAULT_FIX_SENDER = "OMS"
 DEFAULT_FIX_TARGET = "CLIENT"
 
@@ -203,6 +208,7 @@ def main(args: argparse.Namespace) -> int:
 
         die_with(args.worker_of)
     raise_fd_limit()
+    sys.setswitchinterval(GIL_SWITCH_S)
     protocol = GuardedHttpToolsProtocol.configured(
         max_head_bytes=GuardedHttpToolsProtocol.max_head_bytes,
         head_timeout=args.head_timeout,

@@ -74,6 +74,10 @@ def test_pg_bench_serves_duckdb_and_one_two_and_four_postgresql_workers_and_chec
     for label in ("DuckDB, 1 process", *(f"PostgreSQL, {n} worker(s)" for n in (1, 2, 4))):
         for clients in ("8", "32"):
             assert re.search(rf"{re.escape(label)} +{clients} clients +\d+ ops/s +p99 +\d+\.\d ms", out), out
+    for name in ("pg-1", "pg-2", "pg-4"):  # what limits the curve: cores of each part, requests per commit
+        line = rf"{name} +32 clients +server \d\.\d\d +postgres \d\.\d\d +client \d\.\d\d +total \d\.\d\d"
+        assert re.search(line + r" +\d+\.\d requests/commit", out), out
+    assert re.search(r"duckdb +32 clients +server \d\.\d\d +postgres 0\.00 ", out), out
     assert re.search(r"PG 2 workers / PG 1 worker at 32 clients = \d+\.\d\dx   goal >= 1.5x", out), out
     assert re.search(r"PG 2 workers / DuckDB      at 32 clients = \d+\.\d\dx   goal >= 1x", out), out
     assert "answers: all correct" in out and "ERRORS" not in out
