@@ -46,7 +46,7 @@ TEXT = {
     "read": "GET /order/{id}",
     "audit": "GET /order/{id}/events",
     "events_log": "GET /events (the whole audit log)",
-    "sql": "its backend database (DuckDB, the reference schema)",
+    "sql": "its backend database (DuckDB or PostgreSQL, the reference schema)",
     "execute": "execute (POST /order/{id}/execute)",
     "listing": "the listing (GET /orders)",
     "raw_http": "an HTTP face (raw requests)",

@@ -45,6 +45,7 @@ from typing import Any
 import oms
 from oms.certification import needs as needs_
 from oms.certification._child import Op, apply_ops, stream_order
+from oms.certification.backend import backend_of
 from oms.certification.fixwire import FixClient, FixContractViolation, FixSessionEnded, FixWireGateway
 from oms.certification.values import NotOffered, NotSupported
 from oms.certification.wire import WireGateway
@@ -566,11 +567,15 @@ class ManagedTarget(RemoteTarget):
             offer = super().offer(declared_names)
             if self.face is not None:
                 offer = self.face.offer(offer)
-        if declared_names is None:  # its database file is read when a sql case first needs it
+        if declared_names is None:  # its database is read when a sql case first needs it
             offer.names = offer.names | {"sql"}
             offer.tentative = frozenset({"sql"})
             offer.probes.append(
-                ("its database file", "read when a sql case needs it", "sql if DuckDB with the reference schema")
+                (
+                    "its database",
+                    "read when a sql case needs it",
+                    "sql if its {db} DuckDB file, or the PostgreSQL database in its command, has the reference schema",
+                )
             )
         return offer
 
@@ -719,28 +724,14 @@ class ManagedTarget(RemoteTarget):
         return list(acked), before_kill
 
     def sql(self, query: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        """Stop the server (SIGTERM) and read its database file directly; ``resume()``
-        starts it again."""
-        import duckdb
-
-        if not self._down_for_sql:
+        """Read the system's backend database directly (``oms.certification.backend``):
+        its ``{db}`` DuckDB file once the server is stopped (SIGTERM; ``resume()`` starts
+        it again), or the PostgreSQL database its command names, while it runs."""
+        backend = backend_of(self.argv(), self.db)
+        if backend.needs_server_down and not self._down_for_sql:
             self.stop()
             self._down_for_sql = True
-        if not Path(self.db).is_file():
-            raise NotOffered("the system offers no backend database: it wrote no database file")
-        with open(self.db, "rb") as f:
-            if f.read(12)[8:12] != b"DUCK":
-                raise NotOffered("the system's database file is not a DuckDB file")
-        try:
-            con = duckdb.connect(self.db, read_only=True, config=_NO_EXTENSIONS)
-        except duckdb.Error as e:
-            raise NotOffered(f"the system's database file is not a DuckDB database this pack can read: {e}") from None
-        try:
-            return con.execute(query, params).fetchall()
-        except duckdb.CatalogException as e:
-            raise NotOffered(f"the system's database does not have the reference schema: {e}") from None
-        finally:
-            con.close()
+        return backend.query(query, params)
 
     def resume(self) -> None:
         if self._down_for_sql:
@@ -802,13 +793,6 @@ def _route_there(status: int, body: Any) -> bool:
 
 def _is_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-_NO_EXTENSIONS: dict[str, str | bool | int | float | list[str]] = {
-    "autoinstall_known_extensions": False,
-    "autoload_known_extensions": False,
-}
-"""Reading a system's file never downloads or loads a DuckDB extension."""
 
 
 def make_target(

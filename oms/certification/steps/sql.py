@@ -1,6 +1,7 @@
 """``sql``: a query against the system's backend database itself (the ``sql``
-extension: a DuckDB file with the reference schema). Never needed by a mandatory case:
-other systems keep their books however they like.
+extension: a DuckDB file, or a PostgreSQL database, with the reference schema; read by
+``oms.certification.backend``). Never needed by a mandatory case: other systems keep
+their books however they like.
 """
 
 from __future__ import annotations
