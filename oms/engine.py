@@ -485,24 +485,33 @@ class Engine:
         from oms.bulk import build_create_events
 
         self._ensure_writable()
-        if self._store.shared:
-            raise StoreError(f"{self.path}: bulk_create needs the DuckDB store; create orders one by one here")
         with self._write_lock:
             self._ensure_open()
-            at = self.clock()
-            try:
-                table, client_ids = build_create_events(
-                    orders, first_seq=self._seq + 1, first_order_id=self._last_order_id + 1,
-                    at=at, existing_client_order_ids=self._client_order_ids,
-                )  # fmt: skip
-            except OMSError as refusal:
+            refusal: OMSError | None = None
+            # One store transaction: on a shared store it holds the book, and what others
+            # committed (their client order ids above all) is known before the rows are checked.
+            with self._store.writing(self._seq) as news:
+                if news is not None:
+                    self._catch_up(news)
+                at = self.clock()
+                try:
+                    table, client_ids = build_create_events(
+                        orders, first_seq=self._seq + 1, first_order_id=self._last_order_id + 1,
+                        at=at, existing_client_order_ids=self._client_order_ids,
+                    )  # fmt: skip
+                except OMSError as e:
+                    refusal = e
+                    self._store.append(
+                        [event_row(self._seq + 1, Action.CREATE, None, at, {"bulk": True},
+                                   before=None, refusal=(e.code, e.message[:2000]))]
+                    )  # fmt: skip
+                else:
+                    self._store.append_arrow(table)
+            if refusal is not None:
                 self._seq += 1
-                self._store.append(
-                    [event_row(self._seq, Action.CREATE, None, at, {"bulk": True},
-                               before=None, refusal=(refusal.code, refusal.message[:2000]))]
-                )  # fmt: skip
-                raise
-            self._store.append_arrow(table)
+                if self._store.shared:
+                    self._folded_seq = self._seq
+                raise refusal
             first = self._last_order_id + 1
             self._seq += table.num_rows
             self._last_order_id += table.num_rows

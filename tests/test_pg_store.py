@@ -10,6 +10,7 @@ import threading
 from decimal import Decimal
 from pathlib import Path
 
+import pandas as pd
 import psycopg
 import pyarrow.parquet as pq
 import pytest
@@ -180,3 +181,55 @@ def test_a_book_that_cannot_be_used_is_one_clear_error_naming_it_without_its_pas
         "oms serve: STORE_ERROR: postgresql://nobody@127.0.0.1:1/x: cannot reach the PostgreSQL server: "
         "start it, or check the host and port in the URL"
     ]
+
+
+BULK = [
+    {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": "1500.25", "client_order_id": "b-1"},
+    {"symbol": "TCS", "side": "SELL", "quantity": 5, "order_type": "MARKET"},
+    {"symbol": "INFY", "side": "SELL", "quantity": 1, "price": "999999999999.9999", "client_order_id": 'b"\\2'},
+]
+
+
+def test_bulk_create_on_postgresql_holds_exactly_what_it_holds_on_duckdb(pg_url: str, tmp_path: Path) -> None:
+    books = {}
+    for name, url in (("pg", pg_url), ("duck", str(tmp_path / "bulk.duckdb"))):
+        with oms.open(url, clock=oms.SimulatedClock()) as gw:
+            gw.create(symbol="A", side="BUY", quantity=1, price="1")
+            assert gw.bulk_create(BULK) == range(2, 5)
+            assert gw.create(symbol="A", side="BUY", quantity=1, price="1").order_id == 5  # ids go on
+            rows = views.sql(gw, "SELECT * FROM orders").shape
+            books[name] = (gw.orders(), gw.events(), gw.replay() == gw.orders(), rows)
+    assert books["pg"] == books["duck"]
+    with oms.open(pg_url) as reopened:  # what the database holds, not the engine's memory
+        assert reopened.get(4).client_order_id == 'b"\\2' and reopened.get(4).price == Decimal("999999999999.9999")
+        assert [e.order_id for e in reopened.events()] == [1, 2, 3, 4, 5]
+
+
+def test_bulk_create_on_postgresql_is_all_or_nothing_and_knows_the_other_writers_client_ids(pg_url: str) -> None:
+    with oms.open(pg_url, clock=oms.SimulatedClock()) as first, oms.open(pg_url, clock=oms.SimulatedClock()) as second:
+        first.create(symbol="A", side="BUY", quantity=1, price="1", client_order_id="b-1")  # after second opened
+        with pytest.raises(oms.OMSError) as refused:
+            second.bulk_create(BULK)  # row 0 reuses the client order id the other writer just took
+        assert refused.value.code == "DUPLICATE_CLIENT_ORDER_ID"
+        with pytest.raises(oms.ValidationError):
+            second.bulk_create([BULK[1], {**BULK[1], "quantity": 0}])  # one bad row: nothing stored
+        assert [o.order_id for o in second.orders()] == [1]
+        assert [(e.action.value, e.accepted) for e in second.events()] == [
+            ("create", True), ("create", False), ("create", False),
+        ]  # fmt: skip
+        assert second.bulk_create(BULK[1:]) == range(2, 4)
+        assert first.create(symbol="A", side="BUY", quantity=1, price="1").order_id == 4  # the other writer goes on
+        assert first.replay() == first.orders() == second.orders()
+
+
+def test_a_big_bulk_create_on_postgresql_is_one_copy_and_reads_back_whole(pg_url: str) -> None:
+    n = 20_000
+    frame = pd.DataFrame({"symbol": ["INFY", "TCS"] * (n // 2), "side": "BUY", "quantity": range(1, n + 1),
+                          "price": ["1500.25", "0.0001"] * (n // 2)})  # fmt: skip
+    with oms.open(pg_url, clock=oms.SimulatedClock()) as gw:
+        assert gw.bulk_create(frame) == range(1, n + 1)
+    with oms.open(pg_url) as reopened:
+        orders = reopened.orders()
+        assert len(orders) == n and orders[-1].quantity == n and orders[-1].price == Decimal("0.0001")
+        assert views.sql(reopened, "SELECT count(*) AS n FROM order_events")["n"].tolist() == [n]
+        assert reopened.replay() == orders

@@ -307,15 +307,11 @@ class Store:
             self._guard(lambda: self._append_creates(table))
 
     def _append_creates(self, table: pa.Table) -> None:
-        payload = ", ".join(f"'{name}', {_bulk_json_value(name)}" for name in PAYLOAD_TYPES)
         with self.transaction() as con:
             self._fold(con)
             con.register("incoming_events", table)
             try:
-                con.execute(
-                    "INSERT INTO event_log SELECT seq, order_id, "
-                    f"json_object({payload}, 'request', json('{{\"bulk\":true}}'))::VARCHAR FROM incoming_events"
-                )
+                con.execute(f"INSERT INTO event_log {BULK_LOG_SELECT}")
                 con.execute(
                     "INSERT INTO orders_snapshot SELECT order_id, client_order_id, symbol, side, order_type, "
                     "quantity, price, to_status, version, executed_quantity, executed_price, created_at, "
@@ -454,6 +450,17 @@ class Store:
             raise StoreError(f"{self.path}: {first_line(e)}") from e
 
 
+def bulk_log(table: pa.Table) -> pa.Table:
+    """The ``event_log`` rows (seq, order_id, payload) of a table of bulk create events,
+    the payloads as this store writes them: for a store that is not DuckDB."""
+    con = duckdb.connect(MEMORY)
+    try:
+        con.register("incoming_events", table)
+        return con.sql(BULK_LOG_SELECT).to_arrow_table()
+    finally:
+        con.close()
+
+
 def _bulk_json_value(name: str) -> str:
     """The SQL that writes one payload field of a bulk row as ``event_row`` writes it."""
     sql_type = PAYLOAD_TYPES[name]
@@ -462,6 +469,14 @@ def _bulk_json_value(name: str) -> str:
     if sql_type.startswith("DECIMAL"):
         return f"{name}::VARCHAR"
     return name
+
+
+BULK_LOG_SELECT = (
+    "SELECT seq, order_id, json_object("
+    + ", ".join(f"'{name}', {_bulk_json_value(name)}" for name in PAYLOAD_TYPES)
+    + ", 'request', json('{\"bulk\":true}'))::VARCHAR AS payload FROM incoming_events"
+)
+"""The event_log rows of the bulk create events registered as ``incoming_events``."""
 
 
 def _filters(**filters: str | None) -> tuple[str, list[Any]]:

@@ -101,6 +101,15 @@ _APPEND = (
     "UPDATE oms_counters SET last_seq = %s, last_order_id = greatest(%s, (SELECT max(order_id) FROM projected))"
 )
 
+# After a bulk COPY into event_log: the orders of the events seq %s..%s, and the counters.
+_PROJECT_SEQS = (
+    f"WITH projected AS (INSERT INTO orders ({_COLUMNS}) "
+    f"SELECT {', '.join(_AS_ORDER[name] for name in ORDER_COLUMNS)} "
+    "FROM event_log AS a, LATERAL (SELECT a.payload::json AS p) AS parsed WHERE a.seq BETWEEN %s AND %s "
+    "RETURNING order_id) "
+    "UPDATE oms_counters SET last_seq = %s, last_order_id = greatest(%s, (SELECT max(order_id) FROM projected))"
+)
+
 # What a connection failure means, found in libpq's message (it carries no SQLSTATE).
 _CONNECT_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"password authentication failed|no password supplied|authentication failed", re.I),
@@ -335,10 +344,23 @@ class PgStore:
                 raise self._failure(e) from e
 
     def append_arrow(self, table: pa.Table) -> None:
-        raise StoreError(
-            f"{self.path}: bulk_create is offered by the DuckDB store only; create the orders one by one "
-            "(a server batches them into shared commits)"
-        )
+        """Append a whole Arrow table of create events (``oms.bulk.EVENT_SCHEMA``) and
+        their orders, in the transaction ``writing`` holds: the payloads written as the
+        DuckDB store writes them (``duck.bulk_log``), COPYed into ``event_log``, then the
+        orders projected from them and the counters moved by one statement."""
+        if table.num_rows == 0:
+            return
+        log = duck.bulk_log(table)
+        seqs, order_ids, payloads = (log.column(name).to_pylist() for name in ("seq", "order_id", "payload"))
+        with self.lock:
+            assert self._writer is not None, "append_arrow runs inside writing()"
+            try:
+                with self._writer.cursor().copy("COPY event_log (seq, order_id, payload) FROM STDIN") as copy:
+                    for row in zip(seqs, order_ids, payloads, strict=True):
+                        copy.write_row(row)
+                self._writer.execute(_PROJECT_SEQS, [seqs[0], seqs[-1], seqs[-1], self._last_order_id])
+            except psycopg.Error as e:
+                raise self._failure(e) from e
 
     def fold(self) -> None:
         """Nothing to fold: ``orders`` is a table kept in step."""
