@@ -233,3 +233,21 @@ def test_a_big_bulk_create_on_postgresql_is_one_copy_and_reads_back_whole(pg_url
         assert len(orders) == n and orders[-1].quantity == n and orders[-1].price == Decimal("0.0001")
         assert views.sql(reopened, "SELECT count(*) AS n FROM order_events")["n"].tolist() == [n]
         assert reopened.replay() == orders
+
+
+def test_a_commit_the_server_refuses_records_nothing_and_the_next_one_commits(pg_url: str) -> None:
+    """The appended events travel with the COMMIT (one pipeline): when the server refuses
+    the statement, the COMMIT is not run, the transaction is rolled back, and the book
+    goes on. (The refusal is made here by a row written behind the engine's back.)"""
+    with oms.open(pg_url, clock=oms.SimulatedClock()) as gw:
+        gw.create(symbol="A", side="BUY", quantity=1, price="1")
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            con.execute(
+                "INSERT INTO orders VALUES (99, 'taken', 'A', 'BUY', 'LIMIT', 1, 1, 'NEW', 1, 0, NULL, now(), now())"
+            )
+        with pytest.raises(oms.StoreError, match=r"duplicate key|unique"):
+            gw.create(symbol="A", side="BUY", quantity=1, price="1", client_order_id="taken")
+        assert gw.create(symbol="B", side="BUY", quantity=2, price="2").order_id == 2  # nothing was used up
+        with psycopg.connect(pg_url) as con:
+            assert con.execute("SELECT seq, order_id FROM event_log ORDER BY seq").fetchall() == [(1, 1), (2, 2)]
+            assert con.execute("SELECT last_seq, last_order_id FROM oms_counters").fetchone() == (2, 2)
