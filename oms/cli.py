@@ -66,8 +66,11 @@ def _gateway(args: argparse.Namespace) -> Gateway:
 
 
 def _is_server_url(db: str) -> bool:
-    from oms.store.base import is_url
+    """True for a database server's URL; a URL of no known kind is refused here (a
+    StoreError), never taken for a file name."""
+    from oms.store.base import is_url, kind_of
 
+    kind_of(db)
     return is_url(db)
 
 

@@ -224,9 +224,17 @@ def main(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    from oms.supervisor import listening_socket
+
+    try:  # before the book is opened: a taken port writes nothing into it
+        listener = listening_socket(args.host, args.port, reuse_port=args.worker_of is not None)
+    except OSError as e:
+        print(f"oms serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
     try:
         gateway = oms.open(args.db, threads=SERVER_THREADS)
     except OMSError as e:
+        listener.close()
         print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
         return 1
     closed: list[bool] = []  # [True] once closed cleanly, [False] once the close failed
@@ -278,6 +286,7 @@ def main(args: argparse.Namespace) -> int:
             reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
             print(f"oms serve: cannot serve FIX on {args.host}:{args.fix_port}: {reason}", file=sys.stderr)
             close()
+            listener.close()
             return 1
 
     try:
@@ -294,30 +303,27 @@ def main(args: argparse.Namespace) -> int:
         # uvicorn re-raises SIGTERM once it has shut down; with this handler in place the
         # re-raise is a no-op and a clean stop exits 0 (SIGINT still ends as Ctrl-C: 130).
         signal.signal(signal.SIGTERM, lambda _signum, _frame: None)
-        sockets = None
-        if args.worker_of is not None:  # a worker of ``--workers N``: its own socket on the shared port
-            from oms.supervisor import worker_socket
-
-            try:
-                sockets = [worker_socket(args.host, args.port)]
-            except OSError as e:
-                print(f"oms serve: worker cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
-                return 1
         worker = "" if args.worker_of is None else f" (worker {os.getpid()})"
         print(
             f"oms serve: {shown(args.db)} on http://{args.host}:{args.port}{worker} (docs at /docs)",
             file=sys.stderr,
             flush=True,
         )
-        server.run(sockets=sockets)
+        server.run(sockets=[listener])
     finally:
         close()  # for a server that never started (port in use)
     return 0 if server.started and closed == [True] and not fix_failed else 1
 
 
 def _store_problem(args: argparse.Namespace) -> str | None:
-    """Why ``--workers`` or ``--fix-port`` cannot be used on this book, or None."""
-    from oms.store import is_url
+    """Why this book cannot be served (a URL of no known kind: never taken for a file
+    name), or ``--workers`` or ``--fix-port`` cannot be used on it, or None."""
+    from oms.store import is_url, kind_of
+
+    try:
+        kind_of(args.db)
+    except OMSError as e:
+        return e.message
 
     if args.workers > 1 and not is_url(args.db):
         return (

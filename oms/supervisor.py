@@ -71,9 +71,11 @@ def hold_port(host: str, port: int) -> socket.socket:
     return _socket(host, port, reuse_port=True)
 
 
-def worker_socket(host: str, port: int) -> socket.socket:
-    """A worker's own listening socket on the supervisor's port."""
-    sock = _socket(host, port, reuse_port=True)
+def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A socket listening on ``host:port`` -- a worker's own on its supervisor's port
+    (``reuse_port``), or a lone server's, bound before its book is opened so that a
+    taken port writes nothing."""
+    sock = _socket(host, port, reuse_port=reuse_port)
     sock.listen(2048)
     return sock
 
@@ -89,15 +91,16 @@ def _worker_command(args: argparse.Namespace) -> list[str]:
 def supervise(args: argparse.Namespace, token: str | None) -> int:
     """Serve ``args.db`` from ``args.workers`` processes until SIGTERM/SIGINT. 0 after a
     clean stop; 1 when the book or the port cannot be used, or a worker failed."""
-    try:
-        oms.open(args.db).close()  # one clear line for a bad book; the migrations run once
-    except OMSError as e:
-        print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
-        return 1
-    try:
+    try:  # first: a taken port writes nothing into the book
         held = hold_port(args.host, args.port)
     except OSError as e:
         print(f"oms serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+        return 1
+    try:
+        oms.open(args.db).close()  # one clear line for a bad book; the migrations run once
+    except OMSError as e:
+        held.close()
+        print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
         return 1
     env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
     if token:

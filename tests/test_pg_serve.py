@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import psycopg
 
 import oms
 from conftest import ServeProcess
@@ -115,7 +116,7 @@ def sockets_of(pid: int, port: int, state: str) -> int:
 
 
 def test_the_workers_share_the_clients_and_a_taken_port_is_one_line(
-    serve: Callable[..., ServeProcess], pg_url: str
+    serve: Callable[..., ServeProcess], pg_url: str, pg_cluster: TempCluster
 ) -> None:
     """Each worker listens on the port with a socket of its own, so the kernel spreads
     connections over them (from one shared socket, the first worker to wake took a whole burst)."""
@@ -142,6 +143,16 @@ def test_the_workers_share_the_clients_and_a_taken_port_is_one_line(
     )  # fmt: skip
     assert taken.returncode == 1, taken.stderr
     assert f"cannot listen on 127.0.0.1:{server.port}" in taken.stderr and "Traceback" not in taken.stderr
+    fresh = pg_cluster.create_database(f"untouched_{os.getpid()}")
+    for workers in ("1", "2"):  # a taken port writes nothing: the book is opened once the port is ours
+        taken = subprocess.run(
+            [sys.executable, "-m", "oms.cli", "serve", "--db", fresh, "--port", str(server.port), "--workers", workers],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert taken.returncode == 1 and "cannot listen" in taken.stderr and "Traceback" not in taken.stderr
+    with psycopg.connect(fresh) as con:
+        tables = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        assert tables.fetchone() == (0,)
     assert server.proc.poll() is None and httpx.get(server.url + "/orders?limit=1").status_code == 200
 
 

@@ -193,6 +193,34 @@ def test_a_database_held_by_another_server_is_one_clear_line_and_exit_1(serve: S
     assert httpx.get(holder.url + "/orders").status_code == 200
 
 
+def test_a_taken_port_is_one_line_and_writes_no_database(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "oms.cli", "serve", "--db", str(tmp_path / "new.duckdb"), "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.strip() == f"oms serve: cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert list(tmp_path.iterdir()) == []  # the book is opened only once the port is ours
+
+
+def test_a_url_of_no_known_kind_is_refused_never_taken_for_a_file_name(tmp_path: Path) -> None:
+    for url in ("mysql://oms:secret@127.0.0.1/oms", "postgresql+psycopg://oms:secret@127.0.0.1/oms"):
+        for command in (["serve", "--db", url, "--port", str(free_port())], ["orders", "--db", url]):
+            done = subprocess.run(
+                [sys.executable, "-m", "oms.cli", *command], capture_output=True, text=True, timeout=60, cwd=tmp_path
+            )
+            assert done.returncode in (1, 2), done.stderr
+            (line,) = done.stderr.strip().splitlines()
+            assert "not a kind of database this oms opens" in line and "secret" not in line, line
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_file_that_is_not_a_database_is_refused_and_left_unchanged(serve: Serve, tmp_path: Path) -> None:
     notes = tmp_path / "notes.duckdb"
     notes.write_text("these are my notes, not a database\n" * 10)

@@ -20,13 +20,15 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from oms.errors import StoreError
 from oms.model import Order, OrderEvent
 
 if TYPE_CHECKING:
@@ -120,16 +122,31 @@ STORES: dict[str, StoreKind] = {"postgresql": POSTGRESQL, "postgres": POSTGRESQL
 """Store kinds by URL scheme; anything without a registered scheme is a DuckDB path."""
 
 
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+"""A URL's scheme (RFC 3986), written before ``://``."""
+SECRET_PARAMETERS = frozenset({"password", "sslpassword"})
+"""Connection parameters of a URL's query that are never printed."""
+
+
 def scheme(target: str | os.PathLike[str]) -> str:
     """The URL scheme of ``target`` in lower case, or "" for a path."""
-    text = os.fspath(target)
-    head, sep, _ = text.partition("://")
-    return head.lower() if sep and head.isalpha() else ""
+    match = _SCHEME.match(os.fspath(target))
+    return match.group(1).lower() if match else ""
 
 
 def kind_of(target: str | os.PathLike[str]) -> StoreKind:
-    """The store kind that opens ``target``."""
-    return STORES.get(scheme(target), DUCKDB)
+    """The store kind that opens ``target``: a registered URL scheme's, DuckDB's for a
+    path. A URL of any other scheme is refused (never taken for a file name)."""
+    name = scheme(target)
+    if not name:
+        return DUCKDB
+    if name not in STORES:
+        known = ", ".join(f"{s}://" for s in STORES)
+        raise StoreError(
+            f"{shown(target)}: not a kind of database this oms opens ({name}://): "
+            f"a book is a DuckDB file path or a {known} URL"
+        )
+    return STORES[name]
 
 
 def is_url(target: str | os.PathLike[str]) -> bool:
@@ -137,19 +154,34 @@ def is_url(target: str | os.PathLike[str]) -> bool:
     return scheme(target) in STORES
 
 
-def shown(target: str | os.PathLike[str]) -> str:
-    """``target`` as it may be printed: a URL's password replaced by ``***``."""
+def normalized(target: str | os.PathLike[str]) -> str:
+    """``target`` with its URL scheme in lower case (schemes are case-insensitive; the
+    drivers are not)."""
     text = os.fspath(target)
-    if not is_url(text):
+    name = scheme(text)
+    return name + text[len(name) :] if name else text
+
+
+def shown(target: str | os.PathLike[str]) -> str:
+    """``target`` as it may be printed: a URL's password -- in its user part or its
+    query -- replaced by ``***``. Never raises, whatever the URL holds."""
+    text = os.fspath(target)
+    if not scheme(text):
         return text
-    parts = urlsplit(text)
-    if parts.password is None:
-        return text
-    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # not even splittable: keep the scheme alone
+        return f"{scheme(text)}://***"
+    netloc = re.sub(r"^([^@/:]*):[^@]*@", r"\1:***@", parts.netloc)
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(key.lower() in SECRET_PARAMETERS for key, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() in SECRET_PARAMETERS else v) for k, v in pairs], safe="*")
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def open_store(target: str | os.PathLike[str], *, threads: int | None = None, read_only: bool = False) -> BookStore:
     """The store for ``target``: a PostgreSQL URL, else a DuckDB path (or ``":memory:"``).
     Raises StoreError subclasses naming the book and what to do."""
-    return kind_of(target).open(os.fspath(target), threads=threads, read_only=read_only)
+    return kind_of(target).open(normalized(target), threads=threads, read_only=read_only)
