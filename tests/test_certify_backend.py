@@ -4,6 +4,7 @@ copy's types and values as PostgreSQL holds them, and NOT APPLICABLE reasons."""
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +13,9 @@ import pytest
 
 import oms
 from oms.certification.backend import DuckFile, PgDatabase, backend_of, duck_type
+from oms.certification.targets import make_target
 from oms.certification.values import NotOffered
+from oms.store.pgcluster import TempCluster
 
 
 def test_the_backend_is_the_postgresql_url_of_the_command_else_the_db_file() -> None:
@@ -88,3 +91,19 @@ def test_the_read_writes_nothing(pg_url: str) -> None:
     assert PgDatabase(pg_url).query("DELETE FROM orders", []) == [(1,)]
     with oms.open(pg_url) as gw:
         assert len(gw.orders()) == 1
+
+
+def test_certifying_a_postgresql_book_in_use_keeps_the_system_clock(pg_url: str, pg_cluster: TempCluster) -> None:
+    """The simulated clock (ids from 1, dates of January) is for a book that has nothing
+    yet; a team's book in use keeps real time, or its log would go back in time."""
+    with oms.open(pg_url) as gw:
+        gw.create(symbol="LIVE", side="BUY", quantity=1, price="1")
+    in_use = make_target(pg_url)
+    empty = make_target(pg_cluster.create_database(f"empty_{os.getpid()}"))
+    try:
+        assert (in_use.fresh, in_use.simulated) == (False, False)
+        assert "system clock" in in_use.description and "***" in in_use.description
+        assert (empty.fresh, empty.simulated) == (True, True)
+    finally:
+        in_use.close()
+        empty.close()

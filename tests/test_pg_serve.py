@@ -22,7 +22,7 @@ import psycopg
 
 import oms
 from conftest import ServeProcess
-from oms.store.pgcluster import TempCluster
+from oms.store.pgcluster import PASSWORD, TempCluster
 
 ROOT = Path(__file__).resolve().parent.parent
 CREATE = {"symbol": "INFY", "side": "BUY", "quantity": 10, "price": 100}
@@ -205,6 +205,10 @@ def test_the_certification_pack_certifies_four_workers_on_postgresql(pg_url: str
     assert failed == {} and done.returncode == 0, done.stdout + done.stderr
     verdict = results["verdict_line"]
     assert verdict.startswith("CERTIFIED (core, read, audit; extensions: events_log, sql"), verdict
+    for kept in run.rglob("*"):  # the reports name the book, never its password
+        if kept.is_file():
+            assert PASSWORD not in kept.read_text(errors="replace"), kept
+    assert "postgresql://oms@127.0.0.1" in results["invocation"]["serve"]  # --retest: PGPASSWORD
     # the backend check reads the PostgreSQL database the command names, types and all
     (backend,) = [c for c in results["cases"] if c["id"] == "PB-070"]
     assert backend["status"] == "PASS", backend

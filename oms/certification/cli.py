@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from oms.certification import needs as needs_
 from oms.certification.checklist import DEFAULT_CHECKLIST, ChecklistError, load
+from oms.store.base import urls_in, without_password
 
 if TYPE_CHECKING:
     from oms.certification.checklist import Case, Checklist
@@ -190,12 +191,13 @@ def certify(
         raise Refused(f"the target could not be opened: {e}") from None
     try:
         result = Runner(target, checklist, offers=offers, require=require).run(cases, progress=progress)
-        result.started_as = " ".join(target.argv()) if hasattr(target, "argv") else None
+        result.started_as = urls_in(" ".join(target.argv())) if hasattr(target, "argv") else None
     finally:
         target.close()
-    result.invocation = invocation
+    result.invocation = _kept(invocation)
     result.retest_of = retest_of
-    write_reports(result, out, run_dir=run_dir, target_detail=invocation["target"] or invocation["serve"] or "")
+    detail = urls_in(invocation["target"] or invocation["serve"] or "")
+    write_reports(result, out, run_dir=run_dir, target_detail=detail)
     return result, run_dir
 
 
@@ -210,6 +212,15 @@ def invocation_for(
     if fix_comp_ids and fix_comp_ids != DEFAULT_FIX_COMP_IDS:
         out["fix_comp_ids"] = fix_comp_ids
     return out
+
+
+def _kept(invocation: dict[str, Any]) -> dict[str, Any]:
+    """The invocation as results.json keeps it: every URL without its password (a report
+    is shared; ``--retest`` then takes the password from the environment, PGPASSWORD)."""
+    return {
+        key: urls_in(value, without_password) if key in ("identity", "target", "serve") and value else value
+        for key, value in invocation.items()
+    }
 
 
 def _names(text: str, option: str) -> frozenset[str]:

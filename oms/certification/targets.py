@@ -50,6 +50,7 @@ from oms.certification.fixwire import FixClient, FixContractViolation, FixSessio
 from oms.certification.values import NotOffered, NotSupported
 from oms.certification.wire import WireGateway
 from oms.gateway import Gateway
+from oms.store.base import shown, urls_in
 
 READY_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
@@ -145,6 +146,25 @@ class Target:
 # ---- embedded --------------------------------------------------------------------------------
 
 
+def _no_book_yet(path: str) -> bool:
+    """True when ``path`` holds no book yet -- no file, or a database server's database
+    without a single event -- so a run there may use the simulated clock and ids from 1.
+    A book in use (a team's PostgreSQL database above all) keeps the system clock."""
+    from oms.store import is_url, open_store
+
+    if not is_url(path):
+        return not Path(path).exists()
+    try:
+        store = open_store(path, read_only=True)
+    except oms.OMSError:
+        return True  # an empty database (or one that cannot be used: opening it says why)
+    try:
+        (last_seq, _, _), _ = store.open_state()
+    finally:
+        store.close()
+    return last_seq == 0
+
+
 class EmbeddedTarget(Target):
     """Our engine in this process, on a DuckDB file (fresh in a temp dir by default)."""
 
@@ -157,7 +177,7 @@ class EmbeddedTarget(Target):
             self._tmp = tempfile.TemporaryDirectory(prefix="oms-certify-")
             path = Path(self._tmp.name) / "oms.duckdb"
         self.path = str(path)
-        self.fresh = self._tmp is not None or not Path(self.path).exists()
+        self.fresh = self._tmp is not None or _no_book_yet(self.path)
         self.simulated = self.fresh if simulated is None else simulated
         self._engine: Any = None
         self._standby: subprocess.Popen[str] | None = None
@@ -173,7 +193,7 @@ class EmbeddedTarget(Target):
         clock = "simulated clock" if self.simulated else "system clock"
         where = "fresh database" if self.fresh else "database"
         if self._tmp is None:  # a path the user chose (a temporary one would make reports differ)
-            where += f" {self.path}"
+            where += f" {shown(self.path)}"
         return f"embedded engine, {where}, {clock}"
 
     @property
@@ -537,7 +557,7 @@ class ManagedTarget(RemoteTarget):
 
     @property
     def description(self) -> str:
-        return f"managed server: {self.command}"
+        return f"managed server: {urls_in(self.command)}"
 
     @property
     def gateway(self) -> Gateway:

@@ -22,7 +22,7 @@ import importlib
 import os
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -179,6 +179,27 @@ def shown(target: str | os.PathLike[str]) -> str:
         if any(key.lower() in SECRET_PARAMETERS for key, _ in pairs):
             query = urlencode([(k, "***" if k.lower() in SECRET_PARAMETERS else v) for k, v in pairs], safe="*")
     return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def without_password(target: str | os.PathLike[str]) -> str:
+    """``target`` with a URL's password left out (user part and query), for what is kept
+    on disk: reaching the book again takes the password from the environment
+    (``PGPASSWORD``, ``~/.pgpass``). Never raises."""
+    text = os.fspath(target)
+    if not scheme(text):
+        return text
+    masked = shown(text)
+    netloc_gone = masked.replace(":***@", "@", 1)
+    return re.sub(r"([?&])(?:password|sslpassword)=\*\*\*(&|$)", r"\1", netloc_gone, flags=re.I).rstrip("?&")
+
+
+_URL_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
+
+
+def urls_in(text: str, how: Callable[[str], str] = shown) -> str:
+    """``text`` (a command line, say) with every URL in it passed through ``how``:
+    by default, each password masked."""
+    return _URL_WORD.sub(lambda match: how(match.group(0)), text)
 
 
 def open_store(target: str | os.PathLike[str], *, threads: int | None = None, read_only: bool = False) -> BookStore:
