@@ -251,3 +251,33 @@ def test_a_commit_the_server_refuses_records_nothing_and_the_next_one_commits(pg
         with psycopg.connect(pg_url) as con:
             assert con.execute("SELECT seq, order_id FROM event_log ORDER BY seq").fetchall() == [(1, 1), (2, 2)]
             assert con.execute("SELECT last_seq, last_order_id FROM oms_counters").fetchone() == (2, 2)
+
+
+def test_a_user_who_may_not_write_the_book_is_refused_when_it_opens_not_at_each_command(
+    pg_cluster: TempCluster, pg_url: str
+) -> None:
+    with oms.open(pg_url) as gw:
+        gw.create(symbol="A", side="BUY", quantity=1, price="1")
+    suffix = pg_url.rsplit("/", 1)[1]
+    reader, creator = f"reader_{suffix}", f"creator_{suffix}"
+    empty = pg_cluster.create_database(f"{suffix}_empty")
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"CREATE ROLE {reader} LOGIN PASSWORD 'rpw'".encode())
+        con.execute(f"CREATE ROLE {creator} LOGIN PASSWORD 'cpw'".encode())
+        con.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {reader}".encode())
+    as_reader = pg_cluster.url(suffix, user=reader, password="rpw")
+    with pytest.raises(oms.StoreError) as refused:
+        oms.open(as_reader)
+    assert f"the user {reader} may read this book but not write it" in refused.value.message
+    assert "INSERT on event_log" in refused.value.message and "UPDATE on oms_counters" in refused.value.message
+    with oms.open(as_reader, read_only=True) as book:  # reading needs SELECT only
+        assert [o.order_id for o in book.orders()] == [1]
+    with pytest.raises(oms.StoreError) as refused:  # PostgreSQL 15: only the owner creates in public
+        oms.open(pg_cluster.url(empty.rsplit("/", 1)[1], user=creator, password="cpw"))
+    assert f"the user {creator} may not create the book's tables here (permission denied for schema public)" in (
+        refused.value.message
+    )
+    assert "LINE 1" not in refused.value.message
+    with psycopg.connect(empty) as con:
+        tables = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
+        assert tables.fetchone() == (0,)

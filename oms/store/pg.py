@@ -110,6 +110,10 @@ _PROJECT_SEQS = (
     "UPDATE oms_counters SET last_seq = %s, last_order_id = greatest(%s, (SELECT max(order_id) FROM projected))"
 )
 
+# What a writer needs, table by table (checked when a book is opened for writing).
+_WRITE_RIGHTS = {"event_log": ("SELECT", "INSERT"), "orders": ("SELECT", "INSERT", "UPDATE"),
+                 "oms_counters": ("SELECT", "UPDATE")}  # fmt: skip
+
 # What a connection failure means, found in libpq's message (it carries no SQLSTATE).
 _CONNECT_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"password authentication failed|no password supplied|authentication failed", re.I),
@@ -164,6 +168,7 @@ class PgStore:
                 self._check_version(conn, allow_empty=False)
             else:
                 self._migrate(conn)
+                self._check_write_rights(conn)
         except BaseException:
             conn.close()
             raise
@@ -230,8 +235,31 @@ class PgStore:
                     for statement in MIGRATIONS[target]:
                         conn.execute(statement)  # type: ignore[call-overload]
                     conn.execute("INSERT INTO oms_schema VALUES (%s, %s)", [target, duck.naive_utc(datetime.now(UTC))])
+        except psycopg.errors.InsufficientPrivilege as e:
+            user, why = conn.info.user, e.diag.message_primary or _first_line(e)[:120]
+            raise StoreError(
+                f"{self.path}: the user {user} may not create the book's tables here ({why}): "
+                f"connect as the database's owner, or GRANT CREATE ON SCHEMA public TO {user}"
+            ) from None
         except psycopg.Error as e:
             raise self._failure(e) from None
+
+    def _check_write_rights(self, conn: psycopg.Connection[Any]) -> None:
+        """Refuse, at open, a user who could read the book but not write it: otherwise
+        every command would fail later (a server answering 503 for good)."""
+        checks = " UNION ALL ".join(
+            f"SELECT '{table}', '{right}' WHERE NOT has_table_privilege('{table}', '{right}')"
+            for table, rights in _WRITE_RIGHTS.items()
+            for right in rights
+        )
+        missing = [f"{right} on {table}" for table, right in conn.execute(checks).fetchall()]  # type: ignore[call-overload]
+        if missing:
+            user = conn.info.user
+            raise StoreError(
+                f"{self.path}: the user {user} may read this book but not write it (no {', '.join(missing)}): "
+                "connect as a user that may (the book's owner), or GRANT those rights; reads such as "
+                "`oms orders` need SELECT only"
+            )
 
     def _check_version(self, conn: psycopg.Connection[Any], *, allow_empty: bool) -> int:
         """The database's schema version (0: empty). Refuses a database of something else,
