@@ -183,6 +183,11 @@ def main(args: argparse.Namespace) -> int:
     from oms.api import SERVER_THREADS, create_app
     from oms.http_guard import GuardedHttpToolsProtocol, default_max_connections, raise_fd_limit
 
+    if args.worker_of is not None:  # a worker of --workers N: its book comes in the environment
+        from oms.supervisor import WORKER_DB_ENV
+
+        args.db = os.environ.pop(WORKER_DB_ENV, args.db)
+
     try:
         token = _read_token(args)
     except ValueError as e:

@@ -36,6 +36,9 @@ STOP_TIMEOUT_S = 30.0
 """Seconds the workers get to stop after SIGTERM before they are killed."""
 RETRY_AFTER_S = 1.0
 MAX_FAILURES = 10
+WORKER_DB_ENV = "OMS_WORKER_DB"
+"""How a worker learns its book: the environment, not its command line, where ps would
+show the URL's password to every user of the machine."""
 _PR_SET_PDEATHSIG = 1
 
 
@@ -82,7 +85,7 @@ def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socke
 
 def _worker_command(args: argparse.Namespace) -> list[str]:
     command = [
-        sys.executable, "-m", "oms.cli", "serve", "--db", args.db, "--host", args.host, "--port", str(args.port),
+        sys.executable, "-m", "oms.cli", "serve", "--host", args.host, "--port", str(args.port),
         "--head-timeout", str(args.head_timeout), "--log-level", args.log_level, "--worker-of", str(os.getpid()),
     ]  # fmt: skip
     return [*command, "--access-log"] if args.access_log else command
@@ -105,6 +108,7 @@ def supervise(args: argparse.Namespace, token: str | None) -> int:
     env = {k: v for k, v in os.environ.items() if k != TOKEN_ENV}
     if token:
         env[TOKEN_ENV] = token  # never on a command line, where ps would show it
+    env[WORKER_DB_ENV] = args.db
     command = _worker_command(args)
     stopping: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))

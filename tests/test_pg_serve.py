@@ -122,6 +122,8 @@ def test_the_workers_share_the_clients_and_a_taken_port_is_one_line(
     connections over them (from one shared socket, the first worker to wake took a whole burst)."""
     server = serve(pg_url, args=("--workers", "2"))
     pids = workers_of(server, 2)
+    for pid in pids:  # the book's URL reaches a worker in its environment: ps shows no password
+        assert PASSWORD.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
     for _ in range(400):  # both listening (the first to listen answers wait_ready)
         if all(sockets_of(pid, server.port, _LISTEN) == 1 for pid in pids):
             break
