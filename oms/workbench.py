@@ -9,7 +9,10 @@ runs ``jupyter lab``, and stops the server when JupyterLab exits (or on Ctrl-C/S
 
 A database that cannot be used (locked by another process, not a DuckDB file, newer
 schema) is reported as one line naming the file and what to do, before JupyterLab
-starts -- never as a lock error inside a notebook.
+starts -- never as a lock error inside a notebook. ``--db postgresql://...`` serves a
+team's PostgreSQL book the same way: the workbench's server is then one writer among
+the team's, its log sits with the discovery files, and no file ever holds the URL's
+password.
 
 While it runs, the workbench says where the book is: it prints the server's URL and where
 its token is, and leaves a *discovery file* -- ``lab-<hash of the database path>.json`` in
@@ -38,6 +41,7 @@ from pathlib import Path
 from types import FrameType
 
 import oms
+from oms.store.base import is_url, kind_of, normalized, shown, without_password
 
 URL_VARIABLE = "OMS_URL"
 TOKEN_VARIABLE = "OMS_API_TOKEN"
@@ -47,7 +51,10 @@ DEFAULT_NOTEBOOKS = "notebooks"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--db", default=oms.DEFAULT_DB, help="the shared DuckDB file (default: %(default)s)")
+    parser.add_argument(
+        "--db", default=oms.DEFAULT_DB,
+        help="the shared book: a DuckDB file or a postgresql:// URL (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--notebooks", default=DEFAULT_NOTEBOOKS, help="folder JupyterLab opens (default: %(default)s)")
     parser.add_argument("--port", type=int, default=0, help="JupyterLab's port (default: a free one)")
     parser.add_argument("--no-browser", action="store_true", help="do not open a web browser")
@@ -73,10 +80,19 @@ def runtime_dir() -> Path:
     return Path.home() / ".local" / "state" / RUNTIME_SUBDIR
 
 
+def book_name(db: str | os.PathLike[str]) -> str:
+    """How a workbench names its book: a file by its resolved path, a database server's
+    URL without its password (never kept in a file)."""
+    return without_password(normalized(db)) if is_url(db) else str(Path(db).resolve())
+
+
+def _key(db: str | os.PathLike[str]) -> str:
+    return hashlib.sha256(os.fsencode(book_name(db))).hexdigest()[:16]
+
+
 def discovery_path(db: str | os.PathLike[str]) -> Path:
-    """The discovery file of a workbench serving ``db`` (by its resolved path)."""
-    key = hashlib.sha256(os.fsencode(Path(db).resolve())).hexdigest()[:16]
-    return runtime_dir() / f"lab-{key}.json"
+    """The discovery file of a workbench serving ``db`` (by its ``book_name``)."""
+    return runtime_dir() / f"lab-{_key(db)}.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +134,7 @@ def write_discovery(
     path = discovery_path(db)
     pid = os.getpid() if pid is None else pid
     body = {
-        "version": DISCOVERY_VERSION, "url": url, "token": token, "db": str(Path(db).resolve()),
+        "version": DISCOVERY_VERSION, "url": url, "token": token, "db": book_name(db),
         "pid": pid, "server_pid": server_pid,
     }  # fmt: skip
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -159,7 +175,7 @@ def read_discovery(path: Path) -> LabBook | None:
 def find_lab(db: str | os.PathLike[str]) -> LabBook | None:
     """The running workbench serving ``db``, or None."""
     book = read_discovery(discovery_path(db))
-    return book if book is not None and Path(book.db) == Path(db).resolve() else None
+    return book if book is not None and book.db == book_name(db) else None
 
 
 def find_lab_by_url(url: str) -> LabBook | None:
@@ -236,8 +252,12 @@ class SharedBookServer:
     def start(self, log_dir: Path) -> None:
         """Start the server and wait until it answers. Raises oms.StoreError with the
         server's own one-line reason when it cannot start (e.g. DATABASE_LOCKED)."""
-        Path(self.db).parent.mkdir(parents=True, exist_ok=True)
-        self.log_path = log_dir / f"{Path(self.db).name}.serve.log"
+        if is_url(self.db):  # a database server's: the log goes with the discovery files
+            log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.log_path = log_dir / f"lab-{_key(self.db)}.serve.log"
+        else:
+            Path(self.db).parent.mkdir(parents=True, exist_ok=True)
+            self.log_path = log_dir / f"{Path(self.db).name}.serve.log"
         env = {**self.env, TOKEN_VARIABLE: self.token}
         command = [sys.executable, "-m", "oms.cli", "serve", "--db", self.db, "--port", str(self.port)]
         command += ["--log-level", "warning"]
@@ -255,7 +275,9 @@ class SharedBookServer:
                 return
             time.sleep(0.1)
         self.stop()
-        raise oms.StoreError(f"the order server for {self.db} did not answer within {SERVER_START_TIMEOUT_S:.0f} s")
+        raise oms.StoreError(
+            f"the order server for {shown(self.db)} did not answer within {SERVER_START_TIMEOUT_S:.0f} s"
+        )
 
     def ready(self) -> bool:
         import httpx
@@ -272,7 +294,7 @@ class SharedBookServer:
     def _reason(self) -> str:
         text = self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
         lines = [line.removeprefix("oms serve: ") for line in text.splitlines() if line.strip()]
-        return lines[-1] if lines else f"the order server for {self.db} stopped at start"
+        return lines[-1] if lines else f"the order server for {shown(self.db)} stopped at start"
 
     @property
     def pid(self) -> int | None:
@@ -305,15 +327,15 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _say_where(db: Path, url: str, token: str, discovery: Path | None) -> None:
+def _say_where(db: str | Path, url: str, token: str, discovery: Path | None) -> None:
     """Tell the terminal where the book is and how to authenticate to it."""
-    lines = [f"shared book {db} served at {url}"]
+    lines = [f"shared book {shown(db)} served at {url}"]
     if discovery is None:  # no discovery file: the terminal is the only place to say it
         lines.append(f"requests need 'Authorization: Bearer {token}'")
         lines.append(f"from a terminal: oms orders --url {url} --token-file FILE (FILE holding that token)")
     else:
         lines.append(f"requests need 'Authorization: Bearer <token>'; the token is in {discovery} (yours alone, 0600)")
-        folder = cli_folder(db)
+        folder = cli_folder(db) if isinstance(db, Path) else None
         if folder is not None:
             lines.append(f"`oms orders` and the other oms commands run in {folder} use this book by themselves")
         else:
@@ -329,9 +351,16 @@ def main(args: argparse.Namespace) -> int:
     if not notebooks.is_dir():
         print(f"oms lab: {notebooks} is not a folder", file=sys.stderr)
         return 1
-    db = Path(args.db).resolve()
+    try:
+        kind_of(args.db)  # a URL of no known kind is refused, never taken for a file name
+    except oms.OMSError as e:
+        print(f"oms lab: cannot open the shared book: {e.message}", file=sys.stderr)
+        return 1
+    # A DuckDB file (one writer process: this workbench's server), or a PostgreSQL
+    # database (its server is one more writer among the team's).
+    db: str | Path = normalized(args.db) if is_url(args.db) else Path(args.db).resolve()
     server = SharedBookServer(db)
-    log_dir = db.parent
+    log_dir = runtime_dir() if isinstance(db, str) else db.parent
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     lab: subprocess.Popen[bytes] | None = None
     discovery: Path | None = None
@@ -343,9 +372,11 @@ def main(args: argparse.Namespace) -> int:
             other = find_lab(db)
             if other is not None:
                 print(f"oms lab: `oms lab` (pid {other.pid}) already serves it at {other.url}", file=sys.stderr)
-            print(
-                "oms lab: close the program using it (another `oms lab` or `oms serve`?), or pass --db", file=sys.stderr
-            )
+            if isinstance(db, Path):  # a file has one writer process: who holds it?
+                print(
+                    "oms lab: close the program using it (another `oms lab` or `oms serve`?), or pass --db",
+                    file=sys.stderr,
+                )
             return 1
         discovery = discovery_path(db)
         try:
@@ -368,4 +399,8 @@ def main(args: argparse.Namespace) -> int:
         stopped = server.stop()
         signal.signal(signal.SIGTERM, previous)
         if stopped is not None:
-            print(f"oms lab: shared book server stopped (exit {stopped}); {db} released", file=sys.stderr, flush=True)
+            print(
+                f"oms lab: shared book server stopped (exit {stopped}); {shown(db)} released",
+                file=sys.stderr,
+                flush=True,
+            )

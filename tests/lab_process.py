@@ -32,7 +32,7 @@ class Lab:
     process: subprocess.Popen[bytes]
     port: int
     token: str
-    db: Path
+    db: Path | str
     notebooks: Path
     log: Path
 
@@ -101,19 +101,21 @@ def throwaway_home(base: Path) -> dict[str, str]:
 
 
 @contextmanager
-def running_lab(base: Path, notebooks: list[str], *extra: str) -> Iterator[Lab]:
-    """``oms lab`` over copies of ``notebooks`` (names under notebooks/) in ``base``."""
+def running_lab(base: Path, notebooks: list[str], *extra: str, db: str | None = None) -> Iterator[Lab]:
+    """``oms lab`` over copies of ``notebooks`` (names under notebooks/) in ``base``, on
+    ``db`` (default: a DuckDB file in ``base``)."""
     folder = base / "notebooks"
     folder.mkdir(parents=True, exist_ok=True)
     for name in notebooks:
         shutil.copy(ROOT / "notebooks" / name, folder / name)
-    port, token, db, log = free_port(), "test-token", base / "data" / "oms.duckdb", base / "lab.log"
-    command = [sys.executable, "-m", "oms.cli", "lab", "--db", str(db), "--notebooks", str(folder),
+    port, token, log = free_port(), "test-token", base / "lab.log"
+    book: Path | str = db if db is not None else base / "data" / "oms.duckdb"
+    command = [sys.executable, "-m", "oms.cli", "lab", "--db", str(book), "--notebooks", str(folder),
                "--port", str(port), "--no-browser", "--", f"--IdentityProvider.token={token}", *extra]  # fmt: skip
     with log.open("wb") as out:
         process = subprocess.Popen(command, env=throwaway_home(base), stdout=out, stderr=subprocess.STDOUT,
                                    cwd=base, start_new_session=True)  # fmt: skip
-    lab = Lab(process, port, token, db, folder, log)
+    lab = Lab(process, port, token, book, folder, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

@@ -18,6 +18,7 @@ import lab_process
 import pytest
 
 import oms
+from oms.store.pgcluster import PASSWORD
 
 pytestmark = pytest.mark.slow
 
@@ -162,3 +163,27 @@ def test_the_lab_says_where_its_book_is_and_a_terminal_beside_it_finds_it(
     after = oms_command("orders", "--json", cwd=tmp_path, env=terminal)  # the file itself again, said nothing
     assert after.returncode == 0 and after.stderr == ""
     assert [o["client_order_id"] for o in json.loads(after.stdout)] == ["FROM-SHELL"]
+
+
+def test_the_lab_serves_a_postgresql_book_and_no_file_holds_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_url: str
+) -> None:
+    runtime = tmp_path / "run"
+    runtime.mkdir(mode=0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
+    with oms.open(pg_url) as team:  # a team's book, already in use
+        team.create(symbol="TEAM", side="BUY", quantity=1, price="1", client_order_id="FROM-TEAM")
+    with lab_process.running_lab(tmp_path, [], db=pg_url) as lab:
+        env = kernel_environment(lab.children()["lab"])
+        assert run_as_kernel(KERNEL_A, env).split()[0] == "True"  # the kernel reaches the served book
+        (discovery,) = (runtime / "oms").glob("lab-*.json")
+        assert json.loads(discovery.read_text())["db"] == pg_url.replace(f":{PASSWORD}@", "@")
+        said = lab.output()
+        assert f"oms lab: shared book {pg_url.replace(PASSWORD, '***')} served at {env['OMS_URL']}" in said
+        assert lab.stop() == 0
+    with oms.open(pg_url) as team:
+        assert [o.client_order_id for o in team.orders()] == ["FROM-TEAM", "FROM-A"]
+    for kept in [*runtime.rglob("*"), lab.log, *tmp_path.glob("*.log")]:
+        if kept.is_file():
+            assert PASSWORD not in kept.read_text(errors="replace"), kept
+    assert not discovery.exists() and not (tmp_path / "data").exists()  # no DuckDB file named after the URL
