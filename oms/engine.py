@@ -542,11 +542,17 @@ class Engine:
         return self._store.load_orders(status=status, symbol=symbol)
 
     def events(self, order_id: int | None = None) -> list[OrderEvent]:
-        """The audit log, oldest first: one order's (ORDER_NOT_FOUND if unknown) or all."""
-        if order_id is not None:
-            self.get(order_id)
-        self._ensure_open()
-        return self._store.load_events(order_id)
+        """The audit log, oldest first: one order's (ORDER_NOT_FOUND if unknown) or all.
+
+        An order's history starts at its create: commands sent to its id before it
+        existed were refused ORDER_NOT_FOUND, and are in the whole log, not in its history."""
+        if order_id is None:
+            self._ensure_open()
+            return self._store.load_events()
+        self.get(order_id)
+        events = self._store.load_events(order_id)
+        created = next((i for i, event in enumerate(events) if event.accepted), len(events))
+        return events[created:]
 
     def replay(self) -> list[Order]:
         """Every order rebuilt from the accepted events alone (compare with ``orders()``)."""

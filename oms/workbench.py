@@ -41,7 +41,6 @@ from pathlib import Path
 from types import FrameType
 
 import oms
-from oms.store.base import is_url, kind_of, normalized, shown, without_password
 
 URL_VARIABLE = "OMS_URL"
 TOKEN_VARIABLE = "OMS_API_TOKEN"
@@ -83,6 +82,8 @@ def runtime_dir() -> Path:
 def book_name(db: str | os.PathLike[str]) -> str:
     """How a workbench names its book: a file by its resolved path, a database server's
     URL without its password (never kept in a file)."""
+    from oms.store.base import is_url, normalized, without_password  # on use: oms.store loads DuckDB
+
     return without_password(normalized(db)) if is_url(db) else str(Path(db).resolve())
 
 
@@ -252,6 +253,8 @@ class SharedBookServer:
     def start(self, log_dir: Path) -> None:
         """Start the server and wait until it answers. Raises oms.StoreError with the
         server's own one-line reason when it cannot start (e.g. DATABASE_LOCKED)."""
+        from oms.store.base import is_url
+
         if is_url(self.db):  # a database server's: the log goes with the discovery files
             log_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.log_path = log_dir / f"lab-{_key(self.db)}.serve.log"
@@ -275,6 +278,8 @@ class SharedBookServer:
                 return
             time.sleep(0.1)
         self.stop()
+        from oms.store.base import shown
+
         raise oms.StoreError(
             f"the order server for {shown(self.db)} did not answer within {SERVER_START_TIMEOUT_S:.0f} s"
         )
@@ -292,6 +297,8 @@ class SharedBookServer:
         return response.status_code == 200
 
     def _reason(self) -> str:
+        from oms.store.base import shown
+
         text = self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
         lines = [line.removeprefix("oms serve: ") for line in text.splitlines() if line.strip()]
         return lines[-1] if lines else f"the order server for {shown(self.db)} stopped at start"
@@ -329,6 +336,8 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _say_where(db: str | Path, url: str, token: str, discovery: Path | None) -> None:
     """Tell the terminal where the book is and how to authenticate to it."""
+    from oms.store.base import shown
+
     lines = [f"shared book {shown(db)} served at {url}"]
     if discovery is None:  # no discovery file: the terminal is the only place to say it
         lines.append(f"requests need 'Authorization: Bearer {token}'")
@@ -351,6 +360,8 @@ def main(args: argparse.Namespace) -> int:
     if not notebooks.is_dir():
         print(f"oms lab: {notebooks} is not a folder", file=sys.stderr)
         return 1
+    from oms.store.base import is_url, kind_of, normalized, shown
+
     try:
         kind_of(args.db)  # a URL of no known kind is refused, never taken for a file name
     except oms.OMSError as e:

@@ -277,3 +277,20 @@ def test_a_remote_gateway_to_nowhere_names_the_url() -> None:
     with oms.connect(url, timeout=2) as remote, pytest.raises(ServerUnreachable) as refused:
         remote.orders()
     assert isinstance(refused.value, oms.StoreError) and url in refused.value.message
+
+
+def test_an_orders_history_starts_at_its_create_not_at_refusals_sent_to_its_id_before(gateway: Gateway) -> None:
+    """Commands sent to an id before any order had it are refused ORDER_NOT_FOUND; once an
+    order gets that id, they are in the whole log but not in its history."""
+    for early in (lambda: gateway.execute(1), lambda: gateway.cancel(1)):
+        with pytest.raises(oms.OrderNotFound):
+            early()
+    order = new_order(gateway)
+    assert order.order_id == 1
+    gateway.cancel(order.order_id)
+    history = gateway.events(order.order_id)
+    assert [(e.action.value, e.accepted) for e in history] == [("create", True), ("cancel", True)]
+    whole = gateway.events()
+    assert [(e.action.value, e.accepted, e.reason) for e in whole[:2]] == [
+        ("execute", False, "ORDER_NOT_FOUND"), ("cancel", False, "ORDER_NOT_FOUND"),
+    ]  # fmt: skip
