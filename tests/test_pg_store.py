@@ -274,7 +274,7 @@ def test_a_user_who_may_not_write_the_book_is_refused_when_it_opens_not_at_each_
         assert [o.order_id for o in book.orders()] == [1]
     with pytest.raises(oms.StoreError) as refused:  # PostgreSQL 15: only the owner creates in public
         oms.open(pg_cluster.url(empty.rsplit("/", 1)[1], user=creator, password="cpw"))
-    assert f"the user {creator} may not create the book's tables here (permission denied for schema public)" in (
+    assert f"the user {creator} may not open this book for writing (permission denied for schema public)" in (
         refused.value.message
     )
     assert "LINE 1" not in refused.value.message

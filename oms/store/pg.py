@@ -11,9 +11,11 @@ Many writers, one book: each commit is one transaction that first locks the book
 processes, seq and order ids are assigned under the lock (unique, increasing, without
 gaps, in commit order), and the writer learns -- from the log after its last known seq --
 which orders others changed and which client order ids they used, before it decides
-anything. The events, the projection and the counters are then written by one statement,
-and the transaction commits (``synchronous_commit`` as the server has it: on by default,
-so an acknowledged command survives a crash of any process and of the server).
+anything (the lock, BEGIN and that read are one round trip). The events, the projection
+and the counters are then written by one statement, sent with the COMMIT in one more
+round trip: the row is held for two round trips and the decisions between them. The
+commit is as the server has ``synchronous_commit``: on by default, so an acknowledged
+command survives a crash of any process and of the server.
 
 Reads go through a second connection. Analytics are DuckDB's: ``cursor()`` hands out a
 connection to an in-memory DuckDB copy of the log, brought up to date from PostgreSQL
@@ -114,6 +116,16 @@ _PROJECT_SEQS = (
 _WRITE_RIGHTS = {"event_log": ("SELECT", "INSERT"), "orders": ("SELECT", "INSERT", "UPDATE"),
                  "oms_counters": ("SELECT", "UPDATE")}  # fmt: skip
 
+# The first round trip of a commit: BEGIN, lock the book's counter row, and read what
+# others committed after this writer's last known seq ({since}). Three statements of one
+# simple query: in READ COMMITTED each takes its own snapshot, so the third sees every
+# commit made before the lock was ours -- and none can be made while it is.
+_BEGIN = (
+    "BEGIN; SELECT last_seq, last_order_id FROM oms_counters FOR UPDATE; "
+    "SELECT order_id, p->>'action', p->>'client_order_id' FROM event_log, "
+    "LATERAL (SELECT payload::json AS p) AS parsed WHERE seq > {since} AND (p->>'accepted')::boolean"
+)
+
 # What a connection failure means, found in libpq's message (it carries no SQLSTATE).
 _CONNECT_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"password authentication failed|no password supplied|authentication failed", re.I),
@@ -162,6 +174,7 @@ class PgStore:
         self._mirror: duck.Store | None = None
         self._mirrored = self._mirror_folded = 0
         self._last_order_id = 0
+        self._staged: tuple[str, list[Any]] | None = None  # the append the COMMIT will carry
         conn = self._connect()
         try:
             if read_only:
@@ -237,9 +250,12 @@ class PgStore:
                     conn.execute("INSERT INTO oms_schema VALUES (%s, %s)", [target, duck.naive_utc(datetime.now(UTC))])
         except psycopg.errors.InsufficientPrivilege as e:
             user, why = conn.info.user, e.diag.message_primary or _first_line(e)[:120]
+            advice = (  # a new book's tables, or rights on an existing book's
+                f"GRANT CREATE ON SCHEMA public TO {user}" if "for schema" in why else "GRANT the user those rights"
+            )
             raise StoreError(
-                f"{self.path}: the user {user} may not create the book's tables here ({why}): "
-                f"connect as the database's owner, or GRANT CREATE ON SCHEMA public TO {user}"
+                f"{self.path}: the user {user} may not open this book for writing ({why}): "
+                f"connect as the database's owner, or {advice}"
             ) from None
         except psycopg.Error as e:
             raise self._failure(e) from None
@@ -252,7 +268,11 @@ class PgStore:
             for table, rights in _WRITE_RIGHTS.items()
             for right in rights
         )
-        missing = [f"{right} on {table}" for table, right in conn.execute(checks).fetchall()]  # type: ignore[call-overload]
+        try:
+            rows = conn.execute(checks).fetchall()  # type: ignore[call-overload]
+        except psycopg.Error as e:
+            raise self._failure(e) from None
+        missing = [f"{right} on {table}" for table, right in rows]
         if missing:
             user = conn.info.user
             raise StoreError(
@@ -295,57 +315,70 @@ class PgStore:
     @contextmanager
     def writing(self, since: int) -> Iterator[Catchup | None]:
         """One transaction holding the book's counter row: yields what others committed
-        after ``since`` (None when nothing), commits when the block ends."""
+        after ``since`` (None when nothing), commits when the block ends.
+
+        Two round trips while the row is held, since every other writer waits for it:
+        BEGIN with the lock and the news (``_BEGIN``), then the appended events and the
+        COMMIT, sent together (one pipeline)."""
         with self.lock:
-            conn, last_seq = self._begin()
-            try:
-                news = None if last_seq == since else self._catch_up(conn, since, last_seq)
-            except psycopg.Error as e:
-                self._rollback(conn)
-                raise self._failure(e) from e
+            conn, news = self._begin(since)
+            self._staged = None
             try:
                 yield news
             except BaseException:
+                self._staged = None
                 self._rollback(conn)
                 raise
-            try:
-                conn.execute("COMMIT")
-            except psycopg.Error as e:
-                raise StoreError(
-                    f"{self.path}: the connection failed while committing ({_first_line(e)[:160]}): "
-                    "the command may or may not have been recorded; read the order to know"
-                ) from e
+            staged, self._staged = self._staged, None
+            self._commit(conn, staged)
 
-    def _begin(self) -> tuple[psycopg.Connection[Any], int]:
-        """BEGIN and lock the counter row: the connection and the book's last seq. A
-        connection found broken here (nothing sent yet) is opened again, once."""
+    def _begin(self, since: int) -> tuple[psycopg.Connection[Any], Catchup | None]:
+        """BEGIN, lock the counter row, read the news after ``since``. A connection found
+        broken here (nothing sent yet) is opened again, once."""
         for attempt in (1, 2):
             self._writer = conn = self._live(self._writer)
             try:
-                cur = conn.execute("BEGIN; SELECT last_seq, last_order_id FROM oms_counters FOR UPDATE")
+                cur = conn.execute(_BEGIN.format(since=int(since)))  # type: ignore[call-overload]
                 cur.nextset()
-                row = cur.fetchone()
-                assert row is not None
-                self._last_order_id = int(row[1])
-                return conn, int(row[0])
+                counters = cur.fetchone()
+                cur.nextset()
+                news = cur.fetchall()
             except psycopg.Error as e:
                 self._rollback(conn)
                 if attempt == 2 or not conn.broken:
                     raise self._failure(e) from e
+                continue
+            assert counters is not None
+            last_seq, self._last_order_id = int(counters[0]), int(counters[1])
+            if last_seq == since:
+                return conn, None
+            return conn, Catchup(
+                seq=last_seq,
+                last_order_id=self._last_order_id,
+                touched={r[0] for r in news},
+                client_order_ids={r[2] for r in news if r[1] == "create" and r[2] is not None},
+            )
         raise AssertionError("unreachable")
 
-    def _catch_up(self, conn: psycopg.Connection[Any], since: int, last_seq: int) -> Catchup:
-        rows = conn.execute(
-            "SELECT order_id, p->>'action', p->>'client_order_id' FROM event_log, "
-            "LATERAL (SELECT payload::json AS p) AS parsed WHERE seq > %s AND (p->>'accepted')::boolean",
-            [since],
-        ).fetchall()
-        return Catchup(
-            seq=last_seq,
-            last_order_id=self._last_order_id,
-            touched={r[0] for r in rows},
-            client_order_ids={r[2] for r in rows if r[1] == "create" and r[2] is not None},
-        )
+    def _commit(self, conn: psycopg.Connection[Any], staged: tuple[str, list[Any]] | None) -> None:
+        """The staged append, if any, and COMMIT in one round trip. Refused by the server
+        (the connection still up): nothing was recorded. The connection failing: the
+        command's fate is unknown."""
+        try:
+            if staged is None:
+                conn.execute("COMMIT")
+            else:
+                with conn.pipeline():
+                    conn.execute(*staged)  # type: ignore[call-overload]
+                    conn.execute("COMMIT")
+        except psycopg.Error as e:
+            if not conn.broken and not conn.closed:
+                self._rollback(conn)
+                raise self._failure(e) from e
+            raise StoreError(
+                f"{self.path}: the connection failed while committing ({_first_line(e)[:160]}): "
+                "the command may or may not have been recorded; read the order to know"
+            ) from e
 
     @staticmethod
     def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -356,20 +389,19 @@ class PgStore:
                 conn.close()
 
     def append(self, rows: Sequence[EventRow]) -> None:
-        """Append the events, move each order they accepted to the state its latest one
-        left it in (the payload carries it, as in DuckDB's view), and move the counters:
-        ONE statement of the transaction ``writing`` holds."""
+        """Stage, for the COMMIT of the transaction ``writing`` holds, the ONE statement
+        that appends the events, moves each order they accepted to the state its latest
+        one left it in (the payload carries it, as in DuckDB's view), and moves the
+        counters."""
         if not rows:
             return
         params: list[Any] = [value for row in rows for value in row]
         params += [max(row[0] for row in rows), self._last_order_id]
         sql = _APPEND.format(values=", ".join(["(%s::BIGINT, %s::BIGINT, %s::TEXT)"] * len(rows)))
         with self.lock:
-            assert self._writer is not None, "append runs inside writing()"
-            try:
-                self._writer.execute(sql, params)  # type: ignore[call-overload]
-            except psycopg.Error as e:
-                raise self._failure(e) from e
+            if self._writer is None or self._staged is not None:
+                raise RuntimeError("append runs inside writing(), once per commit")
+            self._staged = (sql, params)
 
     def append_arrow(self, table: pa.Table) -> None:
         """Append a whole Arrow table of create events (``oms.bulk.EVENT_SCHEMA``) and
