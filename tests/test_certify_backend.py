@@ -23,6 +23,7 @@ def test_the_backend_is_the_postgresql_url_of_the_command_else_the_db_file() -> 
     assert backend_of(["oms", "serve", "--db", url, "--port", "1"], "/x.duckdb") == PgDatabase(url)
     assert backend_of(["oms", "serve", f"--db={url}"], "/x.duckdb") == PgDatabase(url)
     assert backend_of(["srv", "postgres://h/b"], "/x.duckdb") == PgDatabase("postgres://h/b")
+    assert backend_of(["srv", "--db", "POSTGRESQL://h/b"], "/x.duckdb") == PgDatabase("postgresql://h/b")
     assert backend_of(["oms", "serve", "--db", "/x.duckdb", "--url", "http://h"], "/x.duckdb") == DuckFile("/x.duckdb")
 
 
@@ -107,3 +108,22 @@ def test_certifying_a_postgresql_book_in_use_keeps_the_system_clock(pg_url: str,
     finally:
         in_use.close()
         empty.close()
+
+
+def test_the_copy_reads_timestamps_whatever_the_servers_datestyle_and_refuses_what_duckdb_cannot_hold(
+    pg_url: str,
+) -> None:
+    order_id = _book(pg_url)
+    database = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f"ALTER DATABASE {database} SET DateStyle = 'SQL, DMY'".encode())
+        conn.execute(f"ALTER DATABASE {database} SET TimeZone = 'Asia/Kolkata'".encode())
+    (created,) = PgDatabase(pg_url).query("SELECT created_at FROM orders WHERE order_id = ?", [order_id])[0]
+    with oms.open(pg_url) as gw:
+        assert created == gw.get(order_id).created_at.replace(tzinfo=None)  # the UTC time the book holds
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("ALTER TABLE orders ALTER COLUMN price TYPE NUMERIC(16, 4)")
+        conn.execute("CREATE TABLE prices (p NUMERIC(16, 4))")
+        conn.execute("INSERT INTO prices VALUES ('NaN')")  # PostgreSQL's NaN: no DECIMAL holds it
+    with pytest.raises(NotOffered, match="does not copy into the reference schema"):
+        PgDatabase(pg_url).query("SELECT 1", [])

@@ -106,6 +106,7 @@ class PgDatabase:
             copy.close()
 
     def _copy_into(self, copy: Any) -> None:
+        import duckdb
         import psycopg
         import pyarrow as pa
 
@@ -119,6 +120,7 @@ class PgDatabase:
             raise NotOffered(f"cannot read the system's PostgreSQL database {shown(self.url)}: {problem}") from None
         try:
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")  # one snapshot, no writes
+            conn.execute("SET LOCAL DateStyle = ISO; SET LOCAL TimeZone = 'UTC'")  # text that DuckDB casts back
             columns = conn.execute(
                 "SELECT table_name, column_name, data_type, numeric_precision, numeric_scale "
                 "FROM information_schema.columns WHERE table_schema = current_schema() "
@@ -138,6 +140,8 @@ class PgDatabase:
                 copy.unregister("pg_rows")
         except psycopg.Error as e:
             raise NotOffered(f"cannot read the system's PostgreSQL database {shown(self.url)}: {e}") from None
+        except duckdb.Error as e:  # a value or a name DuckDB cannot take as the reference schema's
+            raise NotOffered(f"the system's PostgreSQL database does not copy into the reference schema: {e}") from None
         finally:
             conn.close()
 
@@ -158,9 +162,10 @@ READERS: dict[str, Callable[[str], Backend]] = {"postgresql": PgDatabase, "postg
 def backend_of(argv: Sequence[str], db_file: str) -> Backend:
     """The backend database a system started with ``argv`` keeps: the first word that
     is a database URL of a known scheme (alone, or as ``--opt=URL``), else ``db_file``."""
+    from oms.store.base import normalized, scheme
+
     for word in argv:
         value = word.split("=", 1)[1] if word.startswith("-") and "=" in word else word
-        scheme, sep, _ = value.partition("://")
-        if sep and scheme in READERS:
-            return READERS[scheme](value)
+        if scheme(value) in READERS:
+            return READERS[scheme(value)](normalized(value))
     return DuckFile(db_file)

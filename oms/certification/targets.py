@@ -621,7 +621,7 @@ class ManagedTarget(RemoteTarget):
                 start_new_session=True,
             )
         except OSError as e:
-            raise TargetError(f"cannot start {self.command!r}: {e}") from None
+            raise TargetError(f"cannot start {urls_in(self.command)!r}: {e}") from None
         finally:
             log.close()
         self.starts += 1

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from oms.errors import StoreError
 from oms.model import Order, OrderEvent
@@ -162,35 +161,59 @@ def normalized(target: str | os.PathLike[str]) -> str:
     return name + text[len(name) :] if name else text
 
 
+def _password_span(text: str) -> tuple[int, int] | None:
+    """Where the password of a URL's user part is (start, end), or None.
+
+    As libpq reads a URL, the user part ends at an ``@`` before the first ``/``, ``?``
+    or ``#`` -- the password may hold an unencoded ``@``, so the last such one. A
+    password holding an unencoded ``/``, ``?`` or ``#`` (a URL libpq cannot use) is
+    found too, from the last ``@``, unless what follows the ``:`` is a port (digits)."""
+    start = len(scheme(text)) + 3
+    stop = min([i for i in (text.find(mark, start) for mark in "/?#") if i != -1], default=len(text))
+    at = text.rfind("@", start, stop)
+    if at == -1:
+        at = text.rfind("@", start)
+        if at == -1:
+            return None
+        colon = text.find(":", start, stop)
+        if colon == -1 or text[colon + 1 : stop].isdigit():
+            return None
+        return colon + 1, at
+    colon = text.find(":", start, at)
+    return (colon + 1, at) if colon != -1 else None
+
+
+_SECRET_QUERY = re.compile(r"([?&](?:" + "|".join(sorted(SECRET_PARAMETERS)) + r")=)[^&#]*", re.I)
+
+
 def shown(target: str | os.PathLike[str]) -> str:
     """``target`` as it may be printed: a URL's password -- in its user part or its
-    query -- replaced by ``***``. Never raises, whatever the URL holds."""
+    query -- replaced by ``***``, and nothing else of it changed. Never raises."""
     text = os.fspath(target)
     if not scheme(text):
         return text
-    try:
-        parts = urlsplit(text)
-    except ValueError:  # not even splittable: keep the scheme alone
-        return f"{scheme(text)}://***"
-    netloc = re.sub(r"^([^@/:]*):[^@]*@", r"\1:***@", parts.netloc)
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(key.lower() in SECRET_PARAMETERS for key, _ in pairs):
-            query = urlencode([(k, "***" if k.lower() in SECRET_PARAMETERS else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    span = _password_span(text)
+    if span is not None:
+        text = text[: span[0]] + "***" + text[span[1] :]
+    return _SECRET_QUERY.sub(lambda m: m.group(1) + "***", text)
 
 
 def without_password(target: str | os.PathLike[str]) -> str:
     """``target`` with a URL's password left out (user part and query), for what is kept
     on disk: reaching the book again takes the password from the environment
-    (``PGPASSWORD``, ``~/.pgpass``). Never raises."""
+    (``PGPASSWORD``, ``~/.pgpass``). Nothing else of the URL changes. Never raises."""
     text = os.fspath(target)
     if not scheme(text):
         return text
-    masked = shown(text)
-    netloc_gone = masked.replace(":***@", "@", 1)
-    return re.sub(r"([?&])(?:password|sslpassword)=\*\*\*(&|$)", r"\1", netloc_gone, flags=re.I).rstrip("?&")
+    span = _password_span(text)
+    if span is not None:
+        text = text[: span[0] - 1] + text[span[1] :]  # the ":" before the password goes too
+    base, sep, rest = text.partition("?")
+    if not sep:
+        return text
+    query, hash_sep, fragment = rest.partition("#")
+    kept = [pair for pair in query.split("&") if pair.split("=", 1)[0].lower() not in SECRET_PARAMETERS]
+    return base + ("?" + "&".join(kept) if kept else "") + hash_sep + fragment
 
 
 _URL_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"]+")
