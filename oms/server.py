@@ -27,6 +27,7 @@ import argparse
 import ipaddress
 import os
 import signal
+import socket
 import sys
 from typing import TYPE_CHECKING
 
@@ -231,17 +232,31 @@ def main(args: argparse.Namespace) -> int:
         return 2
     from oms.supervisor import listening_socket
 
-    try:  # before the book is opened: a taken port writes nothing into it
-        listener = listening_socket(args.host, args.port, reuse_port=args.worker_of is not None)
-    except OSError as e:
-        print(f"oms serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+    def listen() -> socket.socket | None:
+        try:
+            return listening_socket(args.host, args.port, reuse_port=args.worker_of is not None)
+        except OSError as e:
+            print(f"oms serve: cannot listen on {args.host}:{args.port}: {e.strerror or e}", file=sys.stderr)
+            return None
+
+    # A lone server takes its port before it opens the book, so a taken port writes
+    # nothing; a worker (its supervisor checked the port) opens the book first, since the
+    # kernel sends connections to its socket as soon as it listens.
+    listener = None if args.worker_of is not None else listen()
+    if listener is None and args.worker_of is None:
         return 1
     try:
         gateway = oms.open(args.db, threads=SERVER_THREADS)
     except OMSError as e:
-        listener.close()
+        if listener is not None:
+            listener.close()
         print(f"oms serve: {e.code}: {e.message}", file=sys.stderr)
         return 1
+    if listener is None:
+        listener = listen()
+        if listener is None:
+            gateway.close()
+            return 1
     closed: list[bool] = []  # [True] once closed cleanly, [False] once the close failed
     fix: list[AcceptorThread] = []  # the running FIX acceptor, until it is stopped
     fix_failed: list[bool] = []

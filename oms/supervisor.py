@@ -52,10 +52,11 @@ def die_with(parent: int) -> None:
         os._exit(1)
 
 
-def _socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
+def _socket(host: str, port: int, *, reuse_port: bool, reuse_addr: bool = True) -> socket.socket:
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_addr:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind((host.strip("[]"), port))
@@ -68,10 +69,12 @@ def _socket(host: str, port: int, *, reuse_port: bool) -> socket.socket:
 def hold_port(host: str, port: int) -> socket.socket:
     """Check that nothing listens on ``host:port`` (a probe bound without SO_REUSEPORT
     fails if anything does, another ``oms serve --workers`` included) and hold the port
-    for the workers: a socket bound with SO_REUSEPORT that never listens, so no
-    connection waits on it, and nothing else can take the port while a worker restarts."""
+    for the workers: a socket bound with SO_REUSEPORT and without SO_REUSEADDR that
+    never listens. No connection waits on it; a socket of another kind cannot bind the
+    port while it is held (with SO_REUSEADDR it could, while no worker listens), nor can
+    another supervisor's probe -- only this user's SO_REUSEPORT workers can."""
     _socket(host, port, reuse_port=False).close()
-    return _socket(host, port, reuse_port=True)
+    return _socket(host, port, reuse_port=True, reuse_addr=False)
 
 
 def listening_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
