@@ -21,6 +21,7 @@ slower). It exits 1 only when a run did not certify.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import subprocess
 import sys
@@ -49,8 +50,18 @@ def cli_once(*extra: str) -> tuple[float, str]:
         started = time.perf_counter()
         done = subprocess.run([str(OMS), "certify", "--quiet", "--out", out, *extra], capture_output=True, text=True)
         seconds = time.perf_counter() - started
+        why = _not_passed(Path(out))
     verdict = done.stdout.split(" ", 1)[0] if done.stdout else f"exit {done.returncode}: {done.stderr.strip()[-200:]}"
-    return seconds, verdict
+    return seconds, verdict + (f" [{why}]" if why and verdict != "CERTIFIED" else "")
+
+
+def _not_passed(out: Path) -> str:
+    """The cases of the run in ``out`` that failed or did not run, with their reasons."""
+    found = sorted(out.glob("run-*/results.json"))
+    if not found:
+        return ""
+    cases = json.loads(found[-1].read_text())["cases"]
+    return "; ".join(f"{c['id']} {c['status']}: {c.get('reason')}" for c in cases if c["status"] in ("FAIL", "NOT RUN"))
 
 
 def line(name: str, times: list[float], verdict: str, cases: int | None = None) -> str:
