@@ -20,6 +20,22 @@ from oms.engine import Engine
 CREATE = {"symbol": "INFY", "side": "BUY", "quantity": 100, "price": "1500.25"}
 
 
+def hold_the_store(gw: Engine) -> tuple[threading.Event, threading.Thread]:
+    """Another thread holds ``gw``'s store (a long read) until the event is set."""
+    release = threading.Event()
+    holding = threading.Event()
+
+    def long_read() -> None:
+        with gw._store.lock:
+            holding.set()
+            release.wait(10)
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    holding.wait(10)
+    return release, reader
+
+
 def test_commands_of_one_loop_turn_share_one_commit(db_path: Path) -> None:
     with oms.open(db_path, clock=oms.SimulatedClock()) as engine:
         appends = counting_appends(engine)
@@ -125,17 +141,7 @@ def test_close_commits_a_waiting_command_even_while_the_flush_gathers_more(gw: E
 def test_while_another_thread_holds_the_database_the_loop_keeps_running(gw: Engine) -> None:
     """A long read elsewhere holds the store; the batch waits in the worker thread, not
     on the event loop, and is committed once the read ends."""
-    release = threading.Event()
-    holding = threading.Event()
-
-    def long_read() -> None:
-        with gw._store.lock:
-            holding.set()
-            release.wait(10)
-
-    reader = threading.Thread(target=long_read)
-    reader.start()
-    holding.wait(10)
+    release, reader = hold_the_store(gw)
     assert gw.try_submit_many([Command(oms.Action.CREATE, None, CREATE)]) is None  # busy: nothing done
 
     async def main() -> tuple[oms.Order, int]:
@@ -161,17 +167,7 @@ def test_what_arrives_while_the_worker_commits_is_its_next_batch_whatever_the_lo
     """A store the loop cannot commit on (busy here; PostgreSQL always): the first batch
     goes to the worker, and every command of the later loop turns waits in one backlog
     that becomes the worker's next batch -- one commit, not one per loop turn."""
-    release = threading.Event()
-    holding = threading.Event()
-
-    def long_read() -> None:
-        with gw._store.lock:
-            holding.set()
-            release.wait(10)
-
-    reader = threading.Thread(target=long_read)
-    reader.start()
-    holding.wait(10)
+    release, reader = hold_the_store(gw)
     appends = counting_appends(gw)
 
     async def main() -> list[int]:
@@ -192,17 +188,7 @@ def test_what_arrives_while_the_worker_commits_is_its_next_batch_whatever_the_lo
 
 
 def test_close_commits_the_backlog_after_the_batch_in_the_worker(gw: Engine) -> None:
-    release = threading.Event()
-    holding = threading.Event()
-
-    def long_read() -> None:
-        with gw._store.lock:
-            holding.set()
-            release.wait(10)
-
-    reader = threading.Thread(target=long_read)
-    reader.start()
-    holding.wait(10)
+    release, reader = hold_the_store(gw)
 
     async def main() -> list[int]:
         committer = Committer(gw)
