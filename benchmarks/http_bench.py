@@ -29,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,6 +84,22 @@ class Connection:
         self.writer.close()
 
 
+Call = Callable[[str, str, bytes, int], Awaitable[bytes]]
+"""One request of the mix: (method, path, body, expected status) -> the answer's body."""
+
+
+async def one_round(call: Call) -> None:
+    """One round of the lifecycle mix (7 requests): create, modify, execute; create,
+    cancel; create, execute."""
+    a = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
+    await call("PUT", f"/order/{a}", MODIFY, 200)
+    await call("POST", f"/order/{a}/execute", b"", 200)
+    b = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
+    await call("DELETE", f"/order/{b}", b"", 200)
+    c = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
+    await call("POST", f"/order/{c}/execute", b"", 200)
+
+
 async def one_client(port: int, rounds: int, errors: list[str]) -> int:
     """Run ``rounds`` rounds of the mix; returns the number of requests made."""
     conn = await Connection.open(port)
@@ -98,13 +115,7 @@ async def one_client(port: int, rounds: int, errors: list[str]) -> int:
 
     try:
         for _ in range(rounds):
-            a = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
-            await call("PUT", f"/order/{a}", MODIFY, 200)
-            await call("POST", f"/order/{a}/execute", b"", 200)
-            b = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
-            await call("DELETE", f"/order/{b}", b"", 200)
-            c = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
-            await call("POST", f"/order/{c}/execute", b"", 200)
+            await one_round(call)
     finally:
         conn.close()
     return done

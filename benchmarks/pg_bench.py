@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import subprocess
@@ -38,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from http_bench import CREATE, MODIFY, Connection, free_port
+from http_bench import Connection, free_port, one_round
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -121,13 +120,7 @@ async def one_client(port: int, rounds: int, latencies: list[float], errors: lis
 
     try:
         for _ in range(rounds):
-            a = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
-            await call("PUT", f"/order/{a}", MODIFY, 200)
-            await call("POST", f"/order/{a}/execute", b"", 200)
-            b = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
-            await call("DELETE", f"/order/{b}", b"", 200)
-            c = json.loads(await call("POST", "/order", CREATE, 201))["order_id"]
-            await call("POST", f"/order/{c}/execute", b"", 200)
+            await one_round(call)
     finally:
         conn.close()
 
