@@ -27,7 +27,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from oms.errors import StoreError
+from oms.errors import SchemaTooNew, StoreError
 from oms.model import Order, OrderEvent
 
 if TYPE_CHECKING:
@@ -223,6 +223,32 @@ def urls_in(text: str, how: Callable[[str], str] = shown) -> str:
     """``text`` (a command line, say) with every URL in it passed through ``how``:
     by default, each password masked."""
     return _URL_WORD.sub(lambda match: how(match.group(0)), text)
+
+
+def schema_version(
+    where: str, tables: set[str], fetchone: Callable[[str], Sequence[Any] | None], *,
+    newest: int, store: str, thing: str, fresh: str,
+) -> int | None:  # fmt: skip
+    """A book's schema version, by the one rule both stores keep: None for a database with
+    no table at all, else its ``oms_schema`` version (read with ``fetchone``, which runs
+    a query and returns its first row); a database of something else, or a
+    schema newer than ``newest`` (this oms's), is refused. ``store``: its kind for people;
+    ``thing``: what was left unchanged; ``fresh``: what to pass instead."""
+    if "oms_schema" not in tables:
+        if tables:
+            raise StoreError(
+                f"{where} is a {store} database of something else (tables: {', '.join(sorted(tables))}); "
+                f"pass a new {fresh} for the OMS"
+            )
+        return None
+    row = fetchone("SELECT max(version) FROM oms_schema")
+    version = int(row[0]) if row and row[0] is not None else 0
+    if version > newest:
+        raise SchemaTooNew(
+            f"{where} has schema version {version}, newer than this oms ({newest}): "
+            f"upgrade the oms package to open it; the {thing} was not changed"
+        )
+    return version
 
 
 def open_store(target: str | os.PathLike[str], *, threads: int | None = None, read_only: bool = False) -> BookStore:

@@ -34,10 +34,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 
-from oms.errors import DatabaseLocked, NotADatabase, SchemaTooNew, StoreError
+from oms.errors import DatabaseLocked, NotADatabase, StoreError
 from oms.lifecycle import Action, Status
 from oms.model import CHANGED_FIELDS, Order, OrderEvent, OrderType, Side, canonical_decimal
-from oms.store.base import Catchup, EventRow
+from oms.store.base import Catchup, EventRow, schema_version
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -648,18 +648,8 @@ def open_failure(path: str, e: duckdb.Error) -> StoreError:
 def _schema_version(con: duckdb.DuckDBPyConnection, path: str) -> int:
     """The file's schema version; 0 for an empty database. Refuses foreign and newer files."""
     tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    if "oms_schema" not in tables:
-        if tables:
-            raise StoreError(
-                f"{path} is a DuckDB database of something else (tables: {', '.join(sorted(tables))}); "
-                "pass a new path for the OMS"
-            )
-        return 0
-    row = con.execute("SELECT max(version) FROM oms_schema").fetchone()
-    version = int(row[0]) if row and row[0] is not None else 0
-    if version > SCHEMA_VERSION:
-        raise SchemaTooNew(
-            f"{path} has schema version {version}, newer than this oms ({SCHEMA_VERSION}): "
-            "upgrade the oms package to open it; the file was not changed"
-        )
-    return version
+    version = schema_version(
+        path, tables, lambda sql: con.execute(sql).fetchone(),
+        newest=SCHEMA_VERSION, store="DuckDB", thing="file", fresh="path",
+    )  # fmt: skip
+    return version or 0

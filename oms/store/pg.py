@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from oms.errors import SchemaTooNew, StoreError
+from oms.errors import StoreError
 from oms.model import Order, OrderEvent
 from oms.store import duck
-from oms.store.base import Catchup, EventRow, shown
+from oms.store.base import Catchup, EventRow, schema_version, shown
 
 if TYPE_CHECKING:
     import duckdb
@@ -290,22 +290,14 @@ class PgStore:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
             ).fetchall()
         }
-        if "oms_schema" not in tables:
-            if tables:
-                raise StoreError(
-                    f"{self.path} is a PostgreSQL database of something else (tables: {', '.join(sorted(tables))}); "
-                    "pass a new database for the OMS"
-                )
+        version = schema_version(
+            self.path, tables, lambda sql: conn.execute(sql).fetchone(),  # type: ignore[call-overload]
+            newest=SCHEMA_VERSION, store="PostgreSQL", thing="database", fresh="database",
+        )  # fmt: skip
+        if version is None:
             if not allow_empty:
                 raise StoreError(f"{self.path} holds no OMS book yet (an empty database)")
             return 0
-        row = conn.execute("SELECT max(version) FROM oms_schema").fetchone()
-        version = int(row[0]) if row and row[0] is not None else 0
-        if version > SCHEMA_VERSION:
-            raise SchemaTooNew(
-                f"{self.path} has schema version {version}, newer than this oms ({SCHEMA_VERSION}): "
-                "upgrade the oms package to open it; the database was not changed"
-            )
         if version < SCHEMA_VERSION and not allow_empty:
             raise StoreError(f"{self.path} has schema version {version}: open it once for writing to upgrade it")
         return version
