@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from oms.clock import Clock, SystemClock
 from oms.commands import Command, decide, replay
-from oms.errors import InternalError, OMSError, OrderNotFound, StoreError, ValidationError
+from oms.errors import InternalError, NotRecorded, OMSError, OrderNotFound, StoreError, ValidationError
 from oms.gateway import PriceInput
 from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent
@@ -278,8 +278,9 @@ class Engine:
                 self._commit_batch(batch)
             except Exception as e:
                 # On a shared store a failure is the server's or the network's, and a
-                # retry could record twice what a lost COMMIT recorded once.
-                if len(batch) == 1 or self._store.shared:
+                # retry could record twice what a lost COMMIT recorded once -- unless the
+                # server is known to have recorded nothing (NotRecorded).
+                if len(batch) == 1 or (self._store.shared and not isinstance(e, NotRecorded)):
                     for ticket in batch:
                         ticket.result, ticket.error = None, self._store_failure(e)
                 else:

@@ -164,6 +164,11 @@ class StoreError(OMSError):
     http_status = 503
 
 
+class NotRecorded(StoreError):
+    """The database refused the commit and is known to have recorded none of it (the
+    connection stayed up): the commands may be tried again, one by one."""
+
+
 class DatabaseLocked(StoreError):
     code = "DATABASE_LOCKED"
 

@@ -281,3 +281,23 @@ def test_a_user_who_may_not_write_the_book_is_refused_when_it_opens_not_at_each_
     with psycopg.connect(empty) as con:
         tables = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public'")
         assert tables.fetchone() == (0,)
+
+
+def test_a_batch_the_server_refuses_is_committed_again_one_by_one_so_one_bad_command_fails_alone(pg_url: str) -> None:
+    """One failing command must not fail the others of its batch: when the server refuses
+    the batch's statement and the connection stays up, nothing was recorded, so the engine
+    commits the commands one by one, as on DuckDB (a lost connection stays "unknown")."""
+    from oms.commands import Command
+
+    with oms.open(pg_url, clock=oms.SimulatedClock()) as gw:
+        with psycopg.connect(pg_url, autocommit=True) as con:  # a row written behind the engine's back
+            con.execute(
+                "INSERT INTO orders VALUES (99, 'taken', 'A', 'BUY', 'LIMIT', 1, 1, 'NEW', 1, 0, NULL, now(), now())"
+            )
+        creates = [{"symbol": "A", "side": "BUY", "quantity": 1, "price": "1", **extra}
+                   for extra in ({}, {"client_order_id": "taken"}, {})]  # fmt: skip
+        first, refused, third = gw.submit_many([Command(oms.Action.CREATE, None, c) for c in creates])
+        assert isinstance(refused, oms.StoreError) and "taken" in refused.message
+        assert isinstance(first, oms.Order) and isinstance(third, oms.Order)
+        assert (first.order_id, third.order_id) == (1, 2)
+        assert [o.order_id for o in gw.orders()] == [1, 2, 99]

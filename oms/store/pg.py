@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from oms.errors import StoreError
+from oms.errors import NotRecorded, StoreError
 from oms.model import Order, OrderEvent
 from oms.store import duck
 from oms.store.base import Catchup, EventRow, schema_version, shown
@@ -364,9 +364,9 @@ class PgStore:
                     conn.execute(*staged)  # type: ignore[call-overload]
                     conn.execute("COMMIT")
         except psycopg.Error as e:
-            if not conn.broken and not conn.closed:
+            if not conn.broken and not conn.closed:  # refused, and the connection is up: nothing recorded
                 self._rollback(conn)
-                raise self._failure(e) from e
+                raise NotRecorded(self._failure(e).message) from e
             raise StoreError(
                 f"{self.path}: the connection failed while committing ({_first_line(e)[:160]}): "
                 "the command may or may not have been recorded; read the order to know"
