@@ -10,11 +10,12 @@ concurrent callers share statements instead of queueing behind one commit each.
 
 The engine keeps the orders it touches in a bounded cache, so deciding a command reads
 nothing from the database; that is sound because the file lock and the in-process
-registry make this engine the file's only writer. On a shared store (PostgreSQL) each
-commit first learns, under the store's lock, what other processes committed since this
-one's last commit (``Catchup``): their orders leave the cache, their client order ids and
-counters are taken over, and only then are the commands decided. Reads there go to the
-database. An engine opened ``read_only`` writes nothing (not even the refusals of the
+registry make this engine the file's only writer. On a shared store (PostgreSQL) a batch
+is decided on what this engine knows and placed by the store in one round trip, which
+refuses it when other processes changed what it read since: then their news
+(``Catchup``) is taken over -- their orders leave the cache, their client order ids and
+counters are the engine's -- and the batch is decided again (after ``PLACE_TRIES``,
+under the store's lock). Reads there go to the database. An engine opened ``read_only`` writes nothing (not even the refusals of the
 audit log): its commands raise STORE_ERROR.
 """
 
@@ -27,11 +28,11 @@ import queue
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from oms.clock import Clock, SystemClock
 from oms.commands import Command, decide, replay
@@ -40,7 +41,7 @@ from oms.gateway import PriceInput
 from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent
 from oms.store import DEFAULT_DB, MEMORY, event_row
-from oms.store.base import Catchup, kind_of, open_store
+from oms.store.base import Catchup, EventRow, SharedBookStore, kind_of, open_store
 from oms.validation import SYMBOL_PATTERN, shown, validate_order_id
 
 if TYPE_CHECKING:
@@ -52,6 +53,10 @@ log = logging.getLogger("oms.engine")
 
 FOLD_EVERY = 10_000
 """Fold the projection snapshot forward after this many events (keeps the view's tail short)."""
+
+PLACE_TRIES = 3
+"""On a shared store, how often a batch is decided again when other processes changed
+what it read, before it is decided under the book's lock (which always succeeds)."""
 
 Committed = list[tuple[Action, Order]]
 """What one commit accepted, in order: each command's action and the order as it left it."""
@@ -78,13 +83,32 @@ class _Ticket:
 
 @dataclass(slots=True)
 class _Decided:
-    """A batch decided and appended, not yet known to be committed."""
+    """A batch decided, not yet known to be committed: its rows numbered after the
+    engine's last seq and order id, and what the decisions read."""
 
     seq: int
     last_order_id: int
     staged: dict[int, Order]
     client_order_ids: set[str]
     answers: list[Order | OMSError]
+    rows: list[EventRow]
+    reads: set[int]
+    """The existing orders the decisions depended on (found, or found missing)."""
+    pinned: bool
+    """A command named an id above the engine's last order id (one the batch may create)."""
+
+    def shifted(self, seq_shift: int, id_shift: int, *, known_order_id: int) -> _Decided:
+        """The batch as a shared store placed it: seqs and new orders' ids moved on."""
+        if not (seq_shift or id_shift):
+            return self
+
+        def moved(order: Order) -> Order:
+            return replace(order, order_id=order.order_id + id_shift) if order.order_id > known_order_id else order
+
+        answers = [answer if isinstance(answer, OMSError) else moved(answer) for answer in self.answers]
+        staged = {order.order_id: order for order in map(moved, self.staged.values())}
+        return _Decided(self.seq + seq_shift, self.last_order_id + id_shift, staged, self.client_order_ids,
+                        answers, self.rows, self.reads, self.pinned)  # fmt: skip
 
 
 def _answers(tickets: list[_Ticket]) -> list[Order | OMSError]:
@@ -149,6 +173,7 @@ class Engine:
                 for key in self._keys:
                     _open_files[key] = self
         self._cache = _Cache(cache_size)
+        self._shared: SharedBookStore | None = cast("SharedBookStore", self._store) if self._store.shared else None
         try:
             (self._seq, self._last_order_id, self._folded_seq), self._client_order_ids = self._store.open_state()
         except BaseException:  # a file that fails its first reads is released, not held
@@ -310,12 +335,37 @@ class Engine:
 
     def _commit_batch(self, batch: list[_Ticket]) -> None:
         """Decide ``batch`` and commit its events in one store transaction; only once it
-        has committed are the tickets answered and the engine's state moved on."""
+        has committed are the tickets answered and the engine's state moved on.
+
+        On a shared store the batch is decided on what this engine knows and placed in
+        one round trip (``place``), decided again when others changed what it read,
+        and after ``PLACE_TRIES`` decided under the book's lock (``writing``)."""
+        if self._shared is not None:
+            for _ in range(PLACE_TRIES):
+                if self._place(self._shared, batch):
+                    return
         with self._store.writing(self._seq) as news:
             if news is not None:
                 self._catch_up(news)
-            decided = self._decide_and_append(batch)
+            decided = self._decide(batch)
+            self._store.append(decided.rows)  # on a shared store, inside its transaction
         self._committed(batch, decided)
+
+    def _place(self, store: SharedBookStore, batch: list[_Ticket]) -> bool:
+        """One try at placing ``batch``: True once committed, False (nothing written,
+        the others' news taken over) when it must be decided again."""
+        decided = self._decide(batch)
+        known_order_id = self._last_order_id
+        placement = store.place(
+            self._seq, known_order_id, decided.rows,
+            reads=decided.reads, client_order_ids=decided.client_order_ids, pinned=decided.pinned,
+        )  # fmt: skip
+        if placement.news is not None:
+            self._catch_up(placement.news)
+        if not placement.placed:
+            return False
+        self._committed(batch, decided.shifted(placement.seq_shift, placement.id_shift, known_order_id=known_order_id))
+        return True
 
     def _catch_up(self, news: Catchup) -> None:
         """Take over what other processes committed: their counters, their client order
@@ -326,11 +376,15 @@ class Engine:
         for order_id in news.touched:
             self._cache.evict(order_id)
 
-    def _decide_and_append(self, batch: list[_Ticket]) -> _Decided:
+    def _decide(self, batch: list[_Ticket]) -> _Decided:
+        """Decide the batch in order, on the engine's state and what the batch itself
+        changes, into log rows numbered after the engine's last seq and order id."""
         staged: dict[int, Order] = {}
         staged_client_ids: set[str] = set()
         seq, last_order_id = self._seq, self._last_order_id
-        rows = []
+        rows: list[EventRow] = []
+        reads: set[int] = set()
+        pinned = False
         answers: list[Order | OMSError] = []
         for ticket in batch:
             command = ticket.command
@@ -342,6 +396,9 @@ class Engine:
                 at = self.clock()
                 if command.action is not Action.CREATE:
                     order_id = validate_order_id(order_id)
+                    if _storable_id(order_id) is not None:  # else no order can have it
+                        reads.add(order_id)
+                        pinned = pinned or order_id > self._last_order_id
                     current = staged.get(order_id) or self._lookup(order_id)
                 order = decide(
                     command,
@@ -373,17 +430,12 @@ class Engine:
             staged[order.order_id] = order
             answers.append(order)
             rows.append(row)
-        self._store.append(rows)  # on a shared store, inside its transaction
-        return _Decided(seq, last_order_id, staged, staged_client_ids, answers)
+        return _Decided(seq, last_order_id, staged, staged_client_ids, answers, rows, reads, pinned)
 
     def _committed(self, batch: list[_Ticket], decided: _Decided) -> None:
         seq, last_order_id, staged, staged_client_ids, answers = (
-            decided.seq,
-            decided.last_order_id,
-            decided.staged,
-            decided.client_order_ids,
-            decided.answers,
-        )
+            decided.seq, decided.last_order_id, decided.staged, decided.client_order_ids, decided.answers,
+        )  # fmt: skip
         for ticket, answer in zip(batch, answers, strict=True):
             if isinstance(answer, OMSError):
                 ticket.error = answer

@@ -4,11 +4,16 @@ writers on one book, a server restart, and DuckDB's analytics and Parquet export
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import psycopg
@@ -301,3 +306,125 @@ def test_a_batch_the_server_refuses_is_committed_again_one_by_one_so_one_bad_com
         assert isinstance(first, oms.Order) and isinstance(third, oms.Order)
         assert (first.order_id, third.order_id) == (1, 2)
         assert [o.order_id for o in gw.orders()] == [1, 2, 99]
+
+
+# ---- a batch decided on what its writer knew, placed in one round trip ----------------------
+
+
+@contextmanager
+def before_placing(gw: oms.engine.Engine, meanwhile: Callable[[], object], times: int = 1) -> Iterator[list[int]]:
+    """Run ``meanwhile`` (another writer's commands) after ``gw`` has decided a batch and
+    before its store places it, the first ``times`` times: the interleaving two server
+    processes make by chance, made on purpose. Yields the ``since`` of each placement."""
+    store: Any = gw._store
+    place, calls = store.place, []
+
+    def placing(since: int, *args: Any, **kwargs: Any) -> Any:
+        calls.append(since)
+        if len(calls) <= times:
+            meanwhile()
+        return place(since, *args, **kwargs)
+
+    store.place = placing  # this engine's store only
+    try:
+        yield calls
+    finally:
+        del store.place
+
+
+def buy(gw: oms.engine.Engine, **extra: Any) -> oms.Order:
+    return gw.create(symbol="INFY", side="BUY", quantity=1, price="10", **extra)
+
+
+def test_a_batch_decided_before_another_writers_creates_lands_after_them_with_its_ids_moved_on(pg_url: str) -> None:
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a decides after b's creates (else: late, below)
+    with oms.open(pg_url, clock=oms.SimulatedClock(start)) as b, \
+            oms.open(pg_url, clock=oms.SimulatedClock(start + timedelta(hours=1))) as a:  # fmt: skip
+        assert buy(b).order_id == 1
+        with before_placing(a, lambda: [buy(b), buy(b)]) as calls:
+            late = buy(a)  # decided as order 2, while b created 2 and 3
+        assert len(calls) == 1 and late.order_id == 4
+        assert a.modify(4, quantity=5).quantity == 5  # the engine knows it by its id in the book
+        assert [o.order_id for o in b.orders()] == [1, 2, 3, 4] and a.get(4) == b.get(4)
+        assert [(e.seq, e.order_id) for e in a.events()] == [(1, 1), (2, 2), (3, 3), (4, 4), (5, 4)]
+        assert a.replay() == a.orders() and buy(a).order_id == 5
+
+
+def test_a_command_on_an_order_another_writer_changed_meanwhile_is_decided_again(pg_url: str) -> None:
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        order = buy(a)
+        with (
+            before_placing(a, lambda: b.cancel(order.order_id)) as calls,
+            pytest.raises(oms.InvalidTransition, match="CANCELLED"),  # decided EXECUTED at first
+        ):
+            a.execute(order.order_id)
+        assert len(calls) == 2  # placed once the cancel was known
+        assert [(e.action.value, e.accepted) for e in a.events(order.order_id)] == [
+            ("create", True), ("cancel", True), ("execute", False)]  # fmt: skip
+        assert a.get(order.order_id).status.value == "CANCELLED" and a.replay() == a.orders()
+
+
+def test_a_client_order_id_another_writer_took_meanwhile_is_refused(pg_url: str) -> None:
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        with before_placing(a, lambda: buy(b, client_order_id="mine")), pytest.raises(oms.DuplicateClientOrderId):
+            buy(a, client_order_id="mine")
+        assert [(o.order_id, o.client_order_id) for o in a.orders()] == [(1, "mine")]
+
+
+def test_a_command_naming_an_order_not_yet_created_is_decided_again_after_others_create_it(pg_url: str) -> None:
+    """Cancel 1 sent in the same batch as a create: decided as the cancel of the batch's
+    own new order 1; but another writer created order 1 meanwhile, so the batch is
+    decided again -- the cancel is of that order, and the create is order 2."""
+    from oms.commands import Command
+
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        create = {"symbol": "INFY", "side": "BUY", "quantity": 1, "price": "10"}
+        with before_placing(a, lambda: buy(b, client_order_id="theirs")) as calls:
+            made, cancelled = a.submit_many([Command(oms.Action.CREATE, None, create), Command(oms.Action.CANCEL, 1)])
+        assert len(calls) == 2
+        assert isinstance(made, oms.Order) and isinstance(cancelled, oms.Order)
+        assert (made.order_id, cancelled.order_id, cancelled.client_order_id) == (2, 1, "theirs")
+        assert [(o.order_id, o.status.value) for o in b.orders()] == [(1, "CANCELLED"), (2, "NEW")]
+
+
+def test_a_batch_decided_before_the_books_last_event_is_decided_again_so_the_log_stays_oldest_first(
+    pg_url: str,
+) -> None:
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    a_clock = oms.SimulatedClock(start, step=timedelta(minutes=60))
+    b_clock = oms.SimulatedClock(start + timedelta(minutes=30), step=timedelta(minutes=60))
+    with oms.open(pg_url, clock=a_clock) as a, oms.open(pg_url, clock=b_clock) as b:
+        with before_placing(a, lambda: buy(b)) as calls:  # a decides at 09:00, b commits at 09:30
+            order = buy(a)
+        assert len(calls) == 2 and order.created_at == start + timedelta(minutes=60)
+        times = [e.at for e in a.events()]
+        assert times == sorted(times) and len(times) == 2
+
+
+def test_a_batch_that_keeps_meeting_other_writers_is_decided_under_the_books_lock(pg_url: str) -> None:
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        order = buy(a)
+
+        def modify() -> None:  # accepted once, then refused: either is news of the order
+            with contextlib.suppress(oms.InvalidTransition):
+                b.modify(order.order_id, quantity=7)
+
+        with before_placing(a, modify, times=99) as calls, pytest.raises(oms.InvalidTransition, match="MODIFIED"):
+            a.cancel(order.order_id)
+        assert len(calls) == oms.engine.PLACE_TRIES  # then decided holding the lock: no one in between
+        assert [(e.action.value, e.accepted) for e in a.events(order.order_id)] == [
+            ("create", True), ("modify", True), ("modify", False), ("modify", False), ("cancel", False)]  # fmt: skip
+        assert a.get(order.order_id).quantity == 7 and a.replay() == b.orders()
+
+
+def test_a_version_1_book_gets_the_commit_function_when_it_is_next_opened_for_writing(pg_url: str) -> None:
+    with oms.open(pg_url) as gw:
+        buy(gw)
+    with psycopg.connect(pg_url, autocommit=True) as con:  # as an oms of version 1 left it
+        con.execute("DROP FUNCTION oms_place")
+        con.execute("DELETE FROM oms_schema WHERE version > 1")
+    with oms.open(pg_url) as gw:
+        assert buy(gw).order_id == 2
+    with psycopg.connect(pg_url) as con:
+        assert con.execute("SELECT array_agg(version ORDER BY version) FROM oms_schema").fetchone() == ([1, 2],)
+        assert con.execute("SELECT count(*) FROM pg_proc WHERE proname = 'oms_place'").fetchone() == (1,)

@@ -123,6 +123,22 @@ def test_the_schema_version_is_recorded(db_path: Path) -> None:
     con.close()
 
 
+def test_a_version_1_file_is_read_as_it_is_and_upgraded_by_its_next_writer(db_path: Path) -> None:
+    """Version 2 is PostgreSQL's commit function: nothing changes in a DuckDB file, so a
+    read needs no upgrade, and a write records the version."""
+    with oms.open(db_path) as gw:
+        gw.create(symbol="INFY", side="BUY", quantity=1, price=1)
+    con = duckdb.connect(str(db_path))
+    con.execute("DELETE FROM oms_schema WHERE version > 1")
+    con.close()
+    with oms.open(db_path, read_only=True) as book:
+        assert [o.order_id for o in book.orders()] == [1]
+    oms.open(db_path).close()
+    con = duckdb.connect(str(db_path), read_only=True)
+    assert con.execute("SELECT list(version ORDER BY version) FROM oms_schema").fetchone() == ([1, 2],)
+    con.close()
+
+
 def test_order_events_are_append_only_in_the_file(db_path: Path) -> None:
     """Commands only ever add rows to the log; earlier rows are never rewritten."""
     with oms.open(db_path) as gw:

@@ -6,10 +6,11 @@ kind is opened). Two stores implement the protocol:
 - ``oms.store.duck`` -- a DuckDB file (or ``":memory:"``): one writer process, the
   engine's cache and counters are the truth (``shared = False``);
 - ``oms.store.pg`` -- a PostgreSQL database (``postgresql://...``): any number of server
-  processes write one book (``shared = True``). Each commit runs in one transaction that
-  first locks the book's counter row (``writing``): commits are serialized across
-  processes, ids stay unique and increasing in commit order, and a process learns there
-  what others committed since its last commit (``Catchup``) before it decides anything.
+  processes write one book (``shared = True``, ``SharedBookStore``). A process decides a
+  batch on what it knows and the store places it (``place``): in one transaction under
+  the book's counter row, unless others changed what the batch read since -- then the
+  process takes over their news (``Catchup``) and decides again. Ids stay unique and
+  increasing in commit order. ``writing`` decides under that lock instead.
 
 Both keep the same schema version, the same append-only event log (refusals included,
 the same payload text), the same ``orders`` projection and the same exact decimals and
@@ -48,6 +49,20 @@ class Catchup:
     """Orders changed by those commits (their cached copies are stale)."""
     client_order_ids: set[str] = field(default_factory=set)
     """Client order ids their creates used."""
+
+
+@dataclass
+class Placement:
+    """What a shared store did with a batch decided on what its writer knew (``place``)."""
+
+    placed: bool
+    """False: others changed what the batch read; nothing was written, decide it again."""
+    news: Catchup | None
+    """What others committed since the writer's last seq (None: nothing); take it over first."""
+    seq_shift: int = 0
+    """Added to the batch's seqs (numbered from the writer's last seq) where they landed."""
+    id_shift: int = 0
+    """Added to the ids of the batch's new orders (numbered from the writer's last order id)."""
 
 
 class BookStore(Protocol):
@@ -95,6 +110,21 @@ class BookStore(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class SharedBookStore(BookStore, Protocol):
+    """A store many processes write at once (``shared = True``)."""
+
+    def place(
+        self, since: int, known_order_id: int, rows: Sequence[EventRow], *,
+        reads: set[int], client_order_ids: set[str], pinned: bool,
+    ) -> Placement:  # fmt: skip
+        """Commit ``rows`` -- decided on the book as of seq ``since`` and order id
+        ``known_order_id``, numbered from them -- unless others have since changed an
+        order of ``reads``, taken one of ``client_order_ids``, or (``pinned``: the batch
+        named an id above ``known_order_id``) created any order. One round trip; the
+        book is locked only while the database runs it."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = "data/oms.duckdb"
 MEMORY = ":memory:"
 
@@ -99,7 +99,12 @@ MIGRATIONS: dict[int, list[str]] = {
             SELECT * FROM orders_snapshot WHERE order_id NOT IN (SELECT order_id FROM tail)
             UNION ALL SELECT * FROM tail""",
     ],
+    # Version 2 is PostgreSQL's commit function (``oms.store.pg``): nothing changes in a
+    # DuckDB file, and a read of a version-1 file needs no upgrade (``_READS_FROM``).
+    2: [],
 }
+_READS_FROM = max(version for version, statements in MIGRATIONS.items() if statements)
+"""The oldest schema a read-only open reads as it is: every later version is empty here."""
 
 _LOCK_PID = re.compile(r"PID (\d+)")
 
@@ -576,7 +581,7 @@ def _connect_read_only(path: str) -> duckdb.DuckDBPyConnection:
     except BaseException:
         con.close()
         raise
-    if version < SCHEMA_VERSION:
+    if version < _READS_FROM:
         con.close()
         if version == 0 and wal:  # the book is in a log DuckDB could not replay read-only
             raise _unreplayable_wal(path, "it holds no OMS book without the log")

@@ -6,16 +6,21 @@ version numbers, this dialect's DDL), the same three-column append-only ``event_
 TRUNCATE), and ``orders`` -- here a table kept in step by the statement that appends the
 events -- with exact ``NUMERIC(16, 4)`` prices and UTC ``TIMESTAMP(3)`` times.
 
-Many writers, one book: each commit is one transaction that first locks the book's one
-``oms_counters`` row (``SELECT ... FOR UPDATE``). So commits are serialized across
-processes, seq and order ids are assigned under the lock (unique, increasing, without
-gaps, in commit order), and the writer learns -- from the log after its last known seq --
-which orders others changed and which client order ids they used, before it decides
-anything (the lock, BEGIN and that read are one round trip). The events, the projection
-and the counters are then written by one statement, sent with the COMMIT in one more
-round trip: the row is held for two round trips and the decisions between them. The
-commit is as the server has ``synchronous_commit``: on by default, so an acknowledged
-command survives a crash of any process and of the server.
+Many writers, one book, and the book's one ``oms_counters`` row says where it ends
+(last seq, last order id). A writer decides a batch on what it knows -- the book as of
+its last seq -- and hands it to ``oms_place`` (a PL/pgSQL function, schema version 2) in
+one round trip (``place``): under the counter row's lock, held only while the server
+runs that statement and commits it, the function checks what others committed since
+against what the batch read (its orders, its client order ids, its time), and either
+appends the events at the next seqs -- the batch's new orders renumbered after the
+book's last, so seqs and order ids stay unique, increasing and without gaps in commit
+order -- with the orders and the counters, or writes nothing and returns the news, on
+which the writer decides again. Decisions and round trips of different processes thus
+overlap; only the server's own work on the book is serialized. A writer that keeps
+meeting others decides under the lock instead (``writing``: BEGIN, the lock and the
+news in one round trip, then the events with the COMMIT). The commit is as the server
+has ``synchronous_commit``: on by default, so an acknowledged command survives a crash
+of any process and of the server.
 
 Reads go through a second connection. Analytics are DuckDB's: ``cursor()`` hands out a
 connection to an in-memory DuckDB copy of the log, brought up to date from PostgreSQL
@@ -29,7 +34,9 @@ what to do; a failure during COMMIT says the command's fate is unknown.
 
 from __future__ import annotations
 
+import json
 import re
+import select
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -41,7 +48,7 @@ import psycopg
 from oms.errors import NotRecorded, StoreError
 from oms.model import Order, OrderEvent
 from oms.store import duck
-from oms.store.base import Catchup, EventRow, schema_version, shown
+from oms.store.base import Catchup, EventRow, Placement, schema_version, shown
 
 if TYPE_CHECKING:
     import duckdb
@@ -53,8 +60,84 @@ _COLUMNS = ", ".join(ORDER_COLUMNS)
 _MIGRATION_LOCK = 0x6F6D73  # pg_advisory_xact_lock key while migrating ("oms")
 CONNECT_TIMEOUT_S = 10
 MIRROR_BATCH_ROWS = 50_000
+_PROBES = 4  # reads of an idle writer connection's socket before a commit (see _ready_writer)
 
 _TYPED_PAYLOAD = ",\n".join(f"(p->>'{name}')::{sql_type} AS {name}" for name, sql_type in duck.PAYLOAD_TYPES.items())
+
+_CHANGED = ("status", "quantity", "price", "version", "executed_quantity", "executed_price", "updated_at")
+# An event's payload as one typed record (``json_to_record``: one parse per event, where
+# a ``->>`` per field parses the text once each), and the orders column from each field.
+_FIELDS = {"accepted": "BOOLEAN", "to_status": "VARCHAR", "event_at": "TIMESTAMP(3)",
+           **{name: duck.PAYLOAD_TYPES[name] for name in ORDER_COLUMNS if name in duck.PAYLOAD_TYPES}}  # fmt: skip
+_AS_RECORD = f"json_to_record(a.payload::json) AS r({', '.join(f'{n} {t}' for n, t in _FIELDS.items())})"
+_AS_ORDER = {"order_id": "a.order_id", "status": "r.to_status", "updated_at": "r.event_at",
+             **{name: f"r.{name}" for name in ORDER_COLUMNS
+                if name in duck.PAYLOAD_TYPES and name != "updated_at"}}  # fmt: skip
+assert set(_AS_ORDER) == set(ORDER_COLUMNS)
+# The orders the appended events (the CTE ``appended``) leave, as one CTE of a statement.
+_PROJECTED = (
+    f"projected AS (INSERT INTO orders ({_COLUMNS}) "
+    f"SELECT DISTINCT ON (a.order_id) {', '.join(_AS_ORDER[name] for name in ORDER_COLUMNS)} "
+    f"FROM appended AS a, {_AS_RECORD} WHERE r.accepted ORDER BY a.order_id, a.seq DESC "
+    f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _CHANGED)} "
+    "RETURNING order_id)"
+)
+# One statement per commit of a writer holding the lock: the events, their orders, the counters.
+_APPEND = (
+    "WITH appended AS (INSERT INTO event_log (seq, order_id, payload) VALUES {values} "
+    f"RETURNING seq, order_id, payload), {_PROJECTED} "
+    "UPDATE oms_counters SET last_seq = %s, last_order_id = greatest(%s, (SELECT max(order_id) FROM projected))"
+)
+
+# A batch decided on what its writer knew (its last seq ``since``, its last order id
+# ``known``), placed in the book in one statement. Under the counter row's lock -- held
+# only while this runs and commits, never across a round trip -- the news since ``since``
+# (each statement of a VOLATILE function takes a fresh snapshot, so it sees every commit
+# made before the lock was ours) is checked against what the batch read: an order it read
+# (touched since), a client order id it took (taken since), or -- ``pinned``: it named an
+# id above ``known`` -- any create since; and the batch must not be ``late``: decided at a
+# time before the book's last event (the log stays oldest first). Nothing conflicts: the events are appended at
+# the next seqs, the batch's new orders (ids above ``known``) renumbered after the book's
+# last, the orders projected and the counters moved. Else nothing is written. Returns
+# [placed, last seq, last order id, touched, taken] as of the lock, as JSON text.
+_PLACE = (
+    """CREATE FUNCTION oms_place(since BIGINT, known BIGINT, batch TEXT) RETURNS TEXT LANGUAGE plpgsql AS $fn$
+    DECLARE
+        b jsonb := batch::jsonb;
+        top oms_counters%ROWTYPE;
+        touched BIGINT[] := '{}';
+        taken TEXT[] := '{}';
+        late BOOLEAN := FALSE;
+        placed BOOLEAN;
+    BEGIN
+        SELECT * INTO top FROM oms_counters FOR UPDATE;
+        IF top.last_seq <> since THEN
+            touched := ARRAY(SELECT DISTINCT order_id FROM event_log WHERE seq > since AND order_id IS NOT NULL);
+            taken := ARRAY(SELECT client_order_id FROM orders WHERE order_id > known AND client_order_id IS NOT NULL);
+            late := coalesce((SELECT (payload::json->>'event_at')::TIMESTAMP(3) FROM event_log WHERE seq = top.last_seq)
+                             > ((b->'events'->0->>1)::json->>'event_at')::TIMESTAMP(3), FALSE);
+        END IF;
+        placed := NOT (late
+                       OR touched && ARRAY(SELECT jsonb_array_elements_text(b->'reads')::BIGINT)
+                       OR taken && ARRAY(SELECT jsonb_array_elements_text(b->'clients'))
+                       OR ((b->>'pinned')::BOOLEAN AND top.last_order_id <> known));
+        IF placed THEN
+            WITH appended AS (
+                INSERT INTO event_log (seq, order_id, payload)
+                SELECT top.last_seq + t.n,
+                       CASE WHEN (t.e->>0)::BIGINT > known THEN (t.e->>0)::BIGINT + (top.last_order_id - known)
+                            ELSE (t.e->>0)::BIGINT END,
+                       t.e->>1
+                FROM jsonb_array_elements(b->'events') WITH ORDINALITY AS t(e, n)
+                RETURNING seq, order_id, payload), """
+    + _PROJECTED
+    + """
+            UPDATE oms_counters SET last_seq = top.last_seq + jsonb_array_length(b->'events'),
+                last_order_id = greatest(top.last_order_id, (SELECT max(order_id) FROM projected));
+        END IF;
+        RETURN json_build_array(placed, top.last_seq, top.last_order_id, touched, taken)::text;
+    END $fn$"""
+)
 
 # This dialect's DDL, version by version (the same versions as duck.MIGRATIONS).
 MIGRATIONS: dict[int, list[str]] = {
@@ -80,34 +163,15 @@ MIGRATIONS: dict[int, list[str]] = {
             last_seq BIGINT NOT NULL, last_order_id BIGINT NOT NULL)""",
         "INSERT INTO oms_counters VALUES (TRUE, 0, 0)",
     ],
+    2: [_PLACE],
 }
 assert MIGRATIONS.keys() == duck.MIGRATIONS.keys(), "both stores migrate through the same versions"
-
-_CHANGED = ("status", "quantity", "price", "version", "executed_quantity", "executed_price", "updated_at")
-_AS_ORDER = {  # the orders column from the payload of an accepted event (p), as DuckDB's view reads it
-    "order_id": "a.order_id", "status": "(p->>'to_status')", "updated_at": "(p->>'event_at')::TIMESTAMP(3)",
-    **{name: f"(p->>'{name}')::{duck.PAYLOAD_TYPES[name]}" for name in ORDER_COLUMNS
-       if name in duck.PAYLOAD_TYPES and name != "updated_at"},
-}  # fmt: skip
-assert set(_AS_ORDER) == set(ORDER_COLUMNS)
-# One statement per commit: the events, the orders they leave, the counters.
-_APPEND = (
-    "WITH appended AS (INSERT INTO event_log (seq, order_id, payload) VALUES {values} "
-    "RETURNING seq, order_id, payload), "
-    f"projected AS (INSERT INTO orders ({_COLUMNS}) "
-    f"SELECT DISTINCT ON (a.order_id) {', '.join(_AS_ORDER[name] for name in ORDER_COLUMNS)} "
-    "FROM appended AS a, LATERAL (SELECT a.payload::json AS p) AS parsed WHERE (p->>'accepted')::BOOLEAN "
-    "ORDER BY a.order_id, a.seq DESC "
-    f"ON CONFLICT (order_id) DO UPDATE SET {', '.join(f'{c} = EXCLUDED.{c}' for c in _CHANGED)} "
-    "RETURNING order_id) "
-    "UPDATE oms_counters SET last_seq = %s, last_order_id = greatest(%s, (SELECT max(order_id) FROM projected))"
-)
 
 # After a bulk COPY into event_log: the orders of the events seq %s..%s, and the counters.
 _PROJECT_SEQS = (
     f"WITH projected AS (INSERT INTO orders ({_COLUMNS}) "
     f"SELECT {', '.join(_AS_ORDER[name] for name in ORDER_COLUMNS)} "
-    "FROM event_log AS a, LATERAL (SELECT a.payload::json AS p) AS parsed WHERE a.seq BETWEEN %s AND %s "
+    f"FROM event_log AS a, {_AS_RECORD} WHERE a.seq BETWEEN %s AND %s "
     "RETURNING order_id) "
     "UPDATE oms_counters SET last_seq = %s, last_order_id = greatest(%s, (SELECT max(order_id) FROM projected))"
 )
@@ -367,10 +431,7 @@ class PgStore:
             if not conn.broken and not conn.closed:  # refused, and the connection is up: nothing recorded
                 self._rollback(conn)
                 raise NotRecorded(self._failure(e).message) from e
-            raise StoreError(
-                f"{self.path}: the connection failed while committing ({_first_line(e)[:160]}): "
-                "the command may or may not have been recorded; read the order to know"
-            ) from e
+            raise self._fate_unknown(e) from e
 
     @staticmethod
     def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -379,6 +440,57 @@ class PgStore:
                 conn.execute("ROLLBACK")
             except psycopg.Error:
                 conn.close()
+
+    def place(
+        self, since: int, known_order_id: int, rows: Sequence[EventRow], *,
+        reads: set[int], client_order_ids: set[str], pinned: bool,
+    ) -> Placement:  # fmt: skip
+        """Commit ``rows`` (decided on the book as of ``since`` and ``known_order_id``)
+        in one round trip, unless others changed what they read (``oms_place``). The
+        book is locked only while the server runs the statement and commits it, so
+        writers' decisions and round trips overlap. Refused by the server (the
+        connection up): nothing was recorded. The connection failing: fate unknown."""
+        if not rows:
+            return Placement(placed=True, news=None)
+        batch = json.dumps(
+            {"events": [(row[1], row[2]) for row in rows], "reads": sorted(reads),
+             "clients": sorted(client_order_ids), "pinned": pinned},
+            separators=(",", ":"),
+        )  # fmt: skip
+        with self.lock:
+            conn = self._ready_writer()
+            try:
+                answer = conn.execute("SELECT oms_place(%s, %s, %s)", [since, known_order_id, batch]).fetchone()
+            except psycopg.Error as e:
+                if not conn.broken and not conn.closed:
+                    raise NotRecorded(self._failure(e).message) from e
+                raise self._fate_unknown(e) from e
+        assert answer is not None
+        placed, seq, last_order_id, touched, taken = json.loads(answer[0])
+        news = None if seq == since else Catchup(seq, last_order_id, set(touched), set(taken))
+        return Placement(placed, news, seq_shift=seq - since, id_shift=last_order_id - known_order_id)
+
+    def _ready_writer(self) -> psycopg.Connection[Any]:
+        """The writer connection, opened again first when the server has closed it (it
+        restarted): that shows on the idle socket, read without a round trip, so that a
+        statement that writes is not sent on a connection already known dead (whether
+        such a statement was recorded cannot be known)."""
+        conn = self._writer
+        for _ in range(_PROBES):  # the server spoke unasked: a notice, or its last words and the end
+            if conn is None or conn.closed or not select.select([conn.fileno()], [], [], 0)[0]:
+                break
+            try:
+                conn.pgconn.consume_input()
+            except psycopg.OperationalError:
+                break  # the connection is closed: opened again below
+        self._writer = conn = self._live(conn)
+        return conn
+
+    def _fate_unknown(self, e: psycopg.Error) -> StoreError:
+        return StoreError(
+            f"{self.path}: the connection failed while committing ({_first_line(e)[:160]}): "
+            "the command may or may not have been recorded; read the order to know"
+        )
 
     def append(self, rows: Sequence[EventRow]) -> None:
         """Stage, for the COMMIT of the transaction ``writing`` holds, the ONE statement
