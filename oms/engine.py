@@ -15,8 +15,8 @@ is decided on what this engine knows and placed by the store in one round trip, 
 refuses it when other processes changed what it read since: then their news
 (``Catchup``) is taken over -- their orders leave the cache, their client order ids and
 counters are the engine's -- and the batch is decided again (after ``PLACE_TRIES``,
-under the store's lock). Reads there go to the database. An engine opened ``read_only`` writes nothing (not even the refusals of the
-audit log): its commands raise STORE_ERROR.
+under the store's lock). Reads there go to the database. An engine opened ``read_only``
+writes nothing (not even the refusals of the audit log): its commands raise STORE_ERROR.
 """
 
 from __future__ import annotations
