@@ -17,8 +17,10 @@ DuckDB (goal >= 1x). Exits 1 when an answer was wrong, whatever the speed.
 
 What limits the curve is measured, not guessed: for each measurement, the cores used
 (CPU seconds per second, from /proc) by the server processes, by PostgreSQL's backends
-and by this load generator, out of the machine's; and on PostgreSQL the requests per
-transaction (transaction ids used), which says how well group commit groups.
+and by this load generator, out of the machine's, and so the CPU one request costs and
+the most the machine's cores could serve at that cost; and on PostgreSQL the requests per
+transaction (transaction ids used: a commit, or a batch placed again), which says how
+well group commit groups.
 
     .venv/bin/python benchmarks/pg_bench.py [--rounds 600] [--clients 8 32]
 """
@@ -55,6 +57,11 @@ class Run:
     errors: list[str] = field(default_factory=list)
     cores: dict[str, float] = field(default_factory=dict)
     per_commit: float | None = None  # requests per PostgreSQL transaction
+
+    @property
+    def cpu_per_request_us(self) -> float:
+        """CPU microseconds one request cost, all the parts measured together."""
+        return sum(self.cores.values()) / self.ops * 1e6 if self.ops else 0.0
 
 
 def cpu_seconds(pids: list[int]) -> float:
@@ -211,19 +218,25 @@ def main() -> int:
         for n, run in runs.items():
             figures = f"{run.ops:7.0f} ops/s   p99 {run.p99_ms:7.1f} ms   ({run.requests} requests)"
             print(f"{label:<26} {n:>3} clients  {figures}")
-    print(f"\nWhat the machine did ({os.cpu_count()} cores): cores used by each part, and requests per commit")
+    cores = os.cpu_count() or 1
+    print(f"\nWhat the machine did ({cores} cores): cores used by each part, CPU per request (all parts), "
+          "and requests per PostgreSQL transaction")  # fmt: skip
     for name, runs in results.items():
         for n, run in runs.items():
-            used = "  ".join(f"{part} {cores:4.2f}" for part, cores in run.cores.items())
-            grouped = f"   {run.per_commit:5.1f} requests/commit" if run.per_commit is not None else ""
-            print(f"  {name:<7} {n:>3} clients   {used}   total {sum(run.cores.values()):4.2f}{grouped}")
+            used = "  ".join(f"{part} {share:4.2f}" for part, share in run.cores.items())
+            grouped = f"   {run.per_commit:5.1f} requests/transaction" if run.per_commit is not None else ""
+            print(f"  {name:<7} {n:>3} clients   {used}   total {sum(run.cores.values()):4.2f}"
+                  f"   {run.cpu_per_request_us:4.0f} us/request{grouped}")  # fmt: skip
     top = args.clients[-1]
     print()
-    scaling = results["pg-2"][top].ops / results["pg-1"][top].ops
-    versus = results["pg-2"][top].ops / results["duckdb"][top].ops
-    print(f"PG 2 workers / PG 1 worker at {top} clients = {scaling:4.2f}x   goal >= 1.5x")
-    print(f"PG 2 workers / DuckDB      at {top} clients = {versus:4.2f}x   goal >= 1x")
-    print(f"PG 4 workers / PG 1 worker at {top} clients = {results['pg-4'][top].ops / results['pg-1'][top].ops:4.2f}x")
+    pg1, pg2 = results["pg-1"][top], results["pg-2"][top]
+    print(f"PG 2 workers / PG 1 worker at {top} clients = {pg2.ops / pg1.ops:4.2f}x   goal >= 1.5x")
+    print(f"PG 2 workers / DuckDB      at {top} clients = {pg2.ops / results['duckdb'][top].ops:4.2f}x   goal >= 1x")
+    print(f"PG 4 workers / PG 1 worker at {top} clients = {results['pg-4'][top].ops / pg1.ops:4.2f}x")
+    # The bound every part shares: the machine's cores over the CPU one request costs.
+    print(f"1.5x PG 1 worker is {1.5 * pg1.ops:.0f} ops/s; at PG 2 workers' {pg2.cpu_per_request_us:.0f} us of CPU "
+          f"per request (server, PostgreSQL and load generator), {cores} cores serve at most "
+          f"{cores / pg2.cpu_per_request_us * 1e6:.0f} ops/s")  # fmt: skip
     if errors:
         print("ERRORS:", *errors[:10], sep="\n  ")
         return 1

@@ -74,10 +74,15 @@ def test_pg_bench_serves_duckdb_and_one_two_and_four_postgresql_workers_and_chec
     for label in ("DuckDB, 1 process", *(f"PostgreSQL, {n} worker(s)" for n in (1, 2, 4))):
         for clients in ("8", "32"):
             assert re.search(rf"{re.escape(label)} +{clients} clients +\d+ ops/s +p99 +\d+\.\d ms", out), out
-    for name in ("pg-1", "pg-2", "pg-4"):  # what limits the curve: cores of each part, requests per commit
+    for name in ("pg-1", "pg-2", "pg-4"):  # what limits the curve: cores of each part, CPU and requests per commit
         line = rf"{name} +32 clients +server \d\.\d\d +postgres \d\.\d\d +client \d\.\d\d +total \d\.\d\d"
-        assert re.search(line + r" +\d+\.\d requests/commit", out), out
-    assert re.search(r"duckdb +32 clients +server \d\.\d\d +postgres 0\.00 ", out), out
+        assert re.search(line + r" +\d+ us/request +\d+\.\d requests/transaction", out), out
+    assert re.search(r"duckdb +32 clients +server \d\.\d\d +postgres 0\.00 .* \d+ us/request$", out, re.M), out
     assert re.search(r"PG 2 workers / PG 1 worker at 32 clients = \d+\.\d\dx   goal >= 1.5x", out), out
     assert re.search(r"PG 2 workers / DuckDB      at 32 clients = \d+\.\d\dx   goal >= 1x", out), out
+    ceiling = re.search(r"1\.5x PG 1 worker is (\d+) ops/s; at PG 2 workers' (\d+) us of CPU per request .*, "
+                        r"(\d+) cores serve at most (\d+) ops/s", out)  # fmt: skip
+    assert ceiling, out
+    per_request, cores, most = (int(ceiling[i]) for i in (2, 3, 4))
+    assert abs(most - cores / per_request * 1e6) <= 0.01 * most  # the bound is the figures' own arithmetic
     assert "answers: all correct" in out and "ERRORS" not in out
