@@ -5,6 +5,8 @@ writers on one book, a server restart, and DuckDB's analytics and Parquet export
 from __future__ import annotations
 
 import contextlib
+import os
+import resource
 import subprocess
 import sys
 import threading
@@ -22,7 +24,7 @@ import pytest
 
 import oms
 from oms import views
-from oms.store import SCHEMA_VERSION
+from oms.store import SCHEMA_VERSION, pg
 from oms.store.pgcluster import TempCluster
 
 
@@ -417,14 +419,79 @@ def test_a_batch_that_keeps_meeting_other_writers_is_decided_under_the_books_loc
         assert a.get(order.order_id).quantity == 7 and a.replay() == b.orders()
 
 
-def test_a_version_1_book_gets_the_commit_function_when_it_is_next_opened_for_writing(pg_url: str) -> None:
+def test_a_version_1_book_is_read_as_it_is_and_gets_the_commit_function_from_its_next_writer(pg_url: str) -> None:
     with oms.open(pg_url) as gw:
         buy(gw)
     with psycopg.connect(pg_url, autocommit=True) as con:  # as an oms of version 1 left it
+        con.execute(pg._events_view("payload::json", replace=True).encode())
         con.execute("DROP FUNCTION oms_place")
+        con.execute("DROP FUNCTION oms_payload")
         con.execute("DELETE FROM oms_schema WHERE version > 1")
+    with oms.open(pg_url, read_only=True) as book:  # a read needs no upgrade
+        assert [o.order_id for o in book.orders()] == [1]
     with oms.open(pg_url) as gw:
         assert buy(gw).order_id == 2
     with psycopg.connect(pg_url) as con:
         assert con.execute("SELECT array_agg(version ORDER BY version) FROM oms_schema").fetchone() == ([1, 2],)
         assert con.execute("SELECT count(*) FROM pg_proc WHERE proname = 'oms_place'").fetchone() == (1,)
+
+
+def test_commits_go_on_when_the_writer_socket_is_numbered_above_1024(pg_url: str) -> None:
+    """A busy server process holds more than 1024 client sockets, so the writer's own may be
+    numbered above what ``select()`` takes: the check of an idle writer must not care."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1500), hard))
+    held = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        with oms.open(pg_url) as gw:
+            assert [buy(gw).order_id for _ in range(3)] == [1, 2, 3]
+            assert gw._store._writer.fileno() >= 1024  # type: ignore[attr-defined]
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_a_refused_placement_writes_nothing_and_does_not_wait_for_the_disk(pg_url: str) -> None:
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        order = buy(a)
+        b.modify(order.order_id, quantity=3)  # news of a's order, after a's last seq (1)
+        store: Any = a._store
+        row = (2, order.order_id, "{}")  # never written: the batch read the order b changed
+        with psycopg.connect(pg_url, autocommit=True) as con:
+            syncs = "SELECT wal_sync FROM pg_stat_wal"
+            con.execute("SELECT pg_stat_force_next_flush()")
+            before = con.execute(syncs).fetchone()
+            for _ in range(20):
+                placement = store.place(1, 1, [row], reads={order.order_id}, client_order_ids=set(), pinned=False)
+                assert not placement.placed and placement.news is not None and placement.news.touched == {1}
+            store._writer.execute("SELECT pg_stat_force_next_flush()")
+            after = con.execute(syncs).fetchone()
+            assert before is not None and after is not None
+            assert after[0] - before[0] < 10  # 20 with a flush each; the WAL writer's own may add a few
+            assert con.execute("SELECT last_seq, last_order_id FROM oms_counters").fetchone() == (2, 1)
+
+
+def test_a_refused_request_carrying_a_nul_is_logged_as_on_duckdb_and_the_book_goes_on(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """PostgreSQL's JSON parser refuses the escape \\u0000 in any string it reads: a refused
+    request carrying a NUL must still be a VALIDATION_ERROR logged as it came, never a
+    STORE_ERROR, and must not stop the other writers, whose commits read it as news."""
+    books = {"pg": pg_url, "duck": str(tmp_path / "oms.duckdb")}
+    logs = {}
+    for name, url in books.items():
+        with contextlib.ExitStack() as stack:
+            a = stack.enter_context(oms.open(url, clock=oms.SimulatedClock()))
+            b = stack.enter_context(oms.open(url)) if name == "pg" else a  # one writer per DuckDB file
+            for bad in ({"symbol": "A\x00"}, {"symbol": "INFY", "client_order_id": "x\x00"}):
+                with pytest.raises(oms.ValidationError):
+                    a.create(side="BUY", quantity=1, price="1", **bad)
+            assert buy(a, client_order_id="a\\u0000").client_order_id == "a\\u0000"  # a backslash, not a NUL
+            assert buy(b).order_id == 2
+            assert b.bulk_create([{"symbol": "C", "side": "BUY", "quantity": 1, "price": "1"}]) == range(3, 4)
+            logs[name] = [(e.accepted, e.request) for e in a.events()][:3]
+            assert [(o.order_id, o.client_order_id) for o in a.orders()] == [(1, "a\\u0000"), (2, None), (3, None)]
+    assert logs["pg"] == logs["duck"] and logs["pg"][0] == (False, {**logs["pg"][0][1], "symbol": "A\x00"})
+    with psycopg.connect(pg_url) as con:  # the typed view reads the NUL as its symbol
+        assert con.execute("SELECT request->>'symbol' FROM order_events WHERE seq = 1").fetchone() == ("A\u2400",)

@@ -69,11 +69,27 @@ _CHANGED = ("status", "quantity", "price", "version", "executed_quantity", "exec
 # a ``->>`` per field parses the text once each), and the orders column from each field.
 _FIELDS = {"accepted": "BOOLEAN", "to_status": "VARCHAR", "event_at": "TIMESTAMP(3)",
            **{name: duck.PAYLOAD_TYPES[name] for name in ORDER_COLUMNS if name in duck.PAYLOAD_TYPES}}  # fmt: skip
-_AS_RECORD = f"json_to_record(a.payload::json) AS r({', '.join(f'{n} {t}' for n, t in _FIELDS.items())})"
+_AS_RECORD = f"json_to_record(oms_payload(a.payload)) AS r({', '.join(f'{n} {t}' for n, t in _FIELDS.items())})"
 _AS_ORDER = {"order_id": "a.order_id", "status": "r.to_status", "updated_at": "r.event_at",
              **{name: f"r.{name}" for name in ORDER_COLUMNS
                 if name in duck.PAYLOAD_TYPES and name != "updated_at"}}  # fmt: skip
 assert set(_AS_ORDER) == set(ORDER_COLUMNS)
+# A payload as JSON, for PostgreSQL's parser: it refuses the escape \u0000 (a NUL, which a
+# refused request may carry: '"symbol": "A\u0000"') in any string it reads, so an
+# unescaped \u0000 is read as \u2400 (the symbol for NUL). The log keeps the text as it is.
+_PAYLOAD = r"""CREATE FUNCTION oms_payload(payload TEXT) RETURNS json LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $fn$
+    SELECT CASE WHEN strpos(payload, '\u0000') = 0 THEN payload::json
+                ELSE regexp_replace(payload, '(?<!\\)((?:\\\\)*)\\u0000', '\1\\u2400', 'g')::json END $fn$"""
+
+
+def _events_view(parsed: str, *, replace: bool) -> str:
+    """The typed ``order_events`` view over ``event_log``, each payload read by ``parsed``."""
+    return (
+        f"CREATE {'OR REPLACE ' if replace else ''}VIEW order_events AS SELECT seq, order_id, {_TYPED_PAYLOAD}, "
+        f"p->'request' AS request FROM event_log, LATERAL (SELECT {parsed} AS p) AS parsed"
+    )
+
+
 # The orders the appended events (the CTE ``appended``) leave, as one CTE of a statement.
 _PROJECTED = (
     f"projected AS (INSERT INTO orders ({_COLUMNS}) "
@@ -114,8 +130,9 @@ _PLACE = (
         IF top.last_seq <> since THEN
             touched := ARRAY(SELECT DISTINCT order_id FROM event_log WHERE seq > since AND order_id IS NOT NULL);
             taken := ARRAY(SELECT client_order_id FROM orders WHERE order_id > known AND client_order_id IS NOT NULL);
-            late := coalesce((SELECT (payload::json->>'event_at')::TIMESTAMP(3) FROM event_log WHERE seq = top.last_seq)
-                             > ((b->'events'->0->>1)::json->>'event_at')::TIMESTAMP(3), FALSE);
+            late := coalesce((SELECT (oms_payload(payload)->>'event_at')::TIMESTAMP(3) FROM event_log
+                              WHERE seq = top.last_seq)
+                             > (oms_payload(b->'events'->0->>1)->>'event_at')::TIMESTAMP(3), FALSE);
         END IF;
         placed := NOT (late
                        OR touched && ARRAY(SELECT jsonb_array_elements_text(b->'reads')::BIGINT)
@@ -135,6 +152,9 @@ _PLACE = (
             UPDATE oms_counters SET last_seq = top.last_seq + jsonb_array_length(b->'events'),
                 last_order_id = greatest(top.last_order_id, (SELECT max(order_id) FROM projected));
         END IF;
+        IF NOT placed THEN  -- only a row lock to release: nothing to wait for the disk for
+            PERFORM set_config('synchronous_commit', 'off', TRUE);
+        END IF;
         RETURN json_build_array(placed, top.last_seq, top.last_order_id, touched, taken)::text;
     END $fn$"""
 )
@@ -149,8 +169,7 @@ MIGRATIONS: dict[int, list[str]] = {
            BEGIN RAISE EXCEPTION 'event_log is append-only: % refused', TG_OP; END $$""",
         """CREATE TRIGGER event_log_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON event_log
            FOR EACH STATEMENT EXECUTE FUNCTION oms_append_only()""",
-        f"CREATE VIEW order_events AS SELECT seq, order_id, {_TYPED_PAYLOAD}, p->'request' AS request "
-        "FROM event_log, LATERAL (SELECT payload::json AS p) AS parsed",
+        _events_view("payload::json", replace=False),
         """CREATE TABLE orders (
             order_id BIGINT PRIMARY KEY, client_order_id VARCHAR UNIQUE, symbol VARCHAR NOT NULL,
             side VARCHAR NOT NULL, order_type VARCHAR NOT NULL, quantity BIGINT NOT NULL,
@@ -163,9 +182,11 @@ MIGRATIONS: dict[int, list[str]] = {
             last_seq BIGINT NOT NULL, last_order_id BIGINT NOT NULL)""",
         "INSERT INTO oms_counters VALUES (TRUE, 0, 0)",
     ],
-    2: [_PLACE],
+    2: [_PAYLOAD, _events_view("oms_payload(payload)", replace=True), _PLACE],
 }
 assert MIGRATIONS.keys() == duck.MIGRATIONS.keys(), "both stores migrate through the same versions"
+_READS_FROM = 1
+"""The oldest schema a read-only open reads as it is: version 2 adds only what writers call."""
 
 # After a bulk COPY into event_log: the orders of the events seq %s..%s, and the counters.
 _PROJECT_SEQS = (
@@ -187,7 +208,7 @@ _WRITE_RIGHTS = {"event_log": ("SELECT", "INSERT"), "orders": ("SELECT", "INSERT
 _BEGIN = (
     "BEGIN; SELECT last_seq, last_order_id FROM oms_counters FOR UPDATE; "
     "SELECT order_id, p->>'action', p->>'client_order_id' FROM event_log, "
-    "LATERAL (SELECT payload::json AS p) AS parsed WHERE seq > {since} AND (p->>'accepted')::boolean"
+    "LATERAL (SELECT oms_payload(payload) AS p) AS parsed WHERE seq > {since} AND (p->>'accepted')::boolean"
 )
 
 # What a connection failure means, found in libpq's message (it carries no SQLSTATE).
@@ -209,6 +230,14 @@ _CONNECT_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
 def _first_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text[:300] if text else type(e).__name__
+
+
+def _readable(fd: int) -> bool:
+    """Whether ``fd`` has something to read now (``poll``: any fd number, where ``select``
+    refuses those of 1024 and above, which a busy server process reaches)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 def connect_problem(e: psycopg.Error) -> str:
@@ -362,7 +391,7 @@ class PgStore:
             if not allow_empty:
                 raise StoreError(f"{self.path} holds no OMS book yet (an empty database)")
             return 0
-        if version < SCHEMA_VERSION and not allow_empty:
+        if version < _READS_FROM and not allow_empty:
             raise StoreError(f"{self.path} has schema version {version}: open it once for writing to upgrade it")
         return version
 
@@ -477,7 +506,7 @@ class PgStore:
         such a statement was recorded cannot be known)."""
         conn = self._writer
         for _ in range(_PROBES):  # the server spoke unasked: a notice, or its last words and the end
-            if conn is None or conn.closed or not select.select([conn.fileno()], [], [], 0)[0]:
+            if conn is None or conn.closed or not _readable(conn.fileno()):
                 break
             try:
                 conn.pgconn.consume_input()
