@@ -7,6 +7,8 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -495,3 +497,102 @@ def test_a_refused_request_carrying_a_nul_is_logged_as_on_duckdb_and_the_book_go
     assert logs["pg"] == logs["duck"] and logs["pg"][0] == (False, {**logs["pg"][0][1], "symbol": "A\x00"})
     with psycopg.connect(pg_url) as con:  # the typed view reads the NUL as its symbol
         assert con.execute("SELECT request->>'symbol' FROM order_events WHERE seq = 1").fetchone() == ("A\u2400",)
+
+
+class ForgetfulProxy:
+    """A TCP hop to the server that can forget its flows, as a NAT or firewall does after an
+    idle timeout: the server's side is closed, the client hears nothing, and its next send
+    is answered with a reset."""
+
+    def __init__(self, url: str) -> None:
+        self.upstream = int(url.rsplit(":", 1)[1].split("/", 1)[0])
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = url.replace(f":{self.upstream}/", f":{self.listener.getsockname()[1]}/")
+        self.flows: list[tuple[socket.socket, socket.socket]] = []
+        self.forgotten: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self.upstream))
+            self.flows.append((client, server))
+            threading.Thread(target=self._pump, args=(client, server), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+
+    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(65536):
+                if src in self.forgotten:  # a reset, as the middlebox answers a flow it forgot
+                    src.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    src.close()
+                    return
+                dst.sendall(data)
+
+    def forget(self) -> None:
+        for client, server in self.flows:
+            self.forgotten.add(client)
+            server.shutdown(socket.SHUT_RDWR)
+            server.close()
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_writer_connection_dropped_without_a_word_is_opened_again_before_a_commit(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg, "IDLE_CHECK_S", 0.0)  # the check after an idle while, at once
+    proxy = ForgetfulProxy(pg_url)
+    try:
+        with oms.open(proxy.url) as gw:
+            assert buy(gw).order_id == 1
+            proxy.forget()
+            assert buy(gw).order_id == 2  # not "may or may not have been recorded"
+            assert [o.order_id for o in gw.orders()] == [1, 2]
+    finally:
+        proxy.close()
+
+
+def test_a_user_who_may_not_call_the_commit_function_is_refused_when_it_opens(
+    pg_cluster: TempCluster, pg_url: str
+) -> None:
+    with oms.open(pg_url) as gw:
+        buy(gw)
+    suffix = pg_url.rsplit("/", 1)[1]
+    writer = f"writer_{suffix}"
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        con.execute(f"CREATE ROLE {writer} LOGIN PASSWORD 'wpw'".encode())
+        con.execute(f"GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {writer}".encode())
+        con.execute("REVOKE EXECUTE ON FUNCTION oms_place(bigint, bigint, text) FROM PUBLIC")
+    with pytest.raises(
+        oms.StoreError, match=f"the user {writer} may read this book but not write it .*EXECUTE on oms_place"
+    ):
+        oms.open(pg_cluster.url(suffix, user=writer, password="wpw"))
+
+
+def test_writers_commit_in_read_committed_whatever_the_databases_default(pg_url: str) -> None:
+    """oms_place relies on each statement seeing every earlier commit: a database whose
+    default is REPEATABLE READ must not turn racing writers' commits into errors."""
+    with psycopg.connect(pg_url, autocommit=True) as con:
+        database = pg_url.rsplit("/", 1)[1]
+        con.execute(f"ALTER DATABASE {database} SET default_transaction_isolation = 'repeatable read'".encode())
+    with oms.open(pg_url) as a, oms.open(pg_url) as b:
+        errors: list[Exception] = []
+
+        def create(gw: oms.engine.Engine) -> None:
+            for _ in range(100):
+                try:
+                    buy(gw)
+                except oms.OMSError as e:
+                    errors.append(e)
+
+        threads = [threading.Thread(target=create, args=(gw,)) for gw in (a, b, a, b)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert errors == [] and [o.order_id for o in a.orders()] == list(range(1, 401))

@@ -38,6 +38,7 @@ import json
 import re
 import select
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -61,6 +62,8 @@ _MIGRATION_LOCK = 0x6F6D73  # pg_advisory_xact_lock key while migrating ("oms")
 CONNECT_TIMEOUT_S = 10
 MIRROR_BATCH_ROWS = 50_000
 _PROBES = 4  # reads of an idle writer connection's socket before a commit (see _ready_writer)
+IDLE_CHECK_S = 1.0
+"""A writer connection unused this long is checked with a round trip before a commit."""
 
 _TYPED_PAYLOAD = ",\n".join(f"(p->>'{name}')::{sql_type} AS {name}" for name, sql_type in duck.PAYLOAD_TYPES.items())
 
@@ -200,6 +203,7 @@ _PROJECT_SEQS = (
 # What a writer needs, table by table (checked when a book is opened for writing).
 _WRITE_RIGHTS = {"event_log": ("SELECT", "INSERT"), "orders": ("SELECT", "INSERT", "UPDATE"),
                  "oms_counters": ("SELECT", "UPDATE")}  # fmt: skip
+_WRITE_CALLS = ("oms_place(bigint, bigint, text)", "oms_payload(text)")
 
 # The first round trip of a commit: BEGIN, lock the book's counter row, and read what
 # others committed after this writer's last known seq ({since}). Three statements of one
@@ -263,6 +267,7 @@ class PgStore:
         self._mirror_lock = threading.Lock()
         self._threads = threads
         self._writer: psycopg.Connection[Any] | None = None
+        self._writer_used = 0.0  # time.monotonic() of the writer's last statement
         self._reader: psycopg.Connection[Any] | None = None
         self._mirror: duck.Store | None = None
         self._mirrored = self._mirror_folded = 0
@@ -287,8 +292,16 @@ class PgStore:
             conn = psycopg.connect(self.url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="oms")
         except psycopg.Error as e:
             raise StoreError(f"{self.path}: {connect_problem(e)}") from None
+        # Commits rely on READ COMMITTED (each statement of oms_place and _BEGIN sees every
+        # commit made before the lock was taken), whatever the database's default.
+        settings = ["SET default_transaction_isolation = 'read committed'"]
         if self.read_only:
-            conn.execute("SET default_transaction_read_only = on")
+            settings.append("SET default_transaction_read_only = on")
+        try:
+            conn.execute("; ".join(settings))  # type: ignore[call-overload]
+        except psycopg.Error as e:
+            conn.close()
+            raise self._failure(e) from None
         return conn
 
     def _live(self, conn: psycopg.Connection[Any] | None) -> psycopg.Connection[Any]:
@@ -357,10 +370,11 @@ class PgStore:
         """Refuse, at open, a user who could read the book but not write it: otherwise
         every command would fail later (a server answering 503 for good)."""
         checks = " UNION ALL ".join(
-            f"SELECT '{table}', '{right}' WHERE NOT has_table_privilege('{table}', '{right}')"
-            for table, rights in _WRITE_RIGHTS.items()
-            for right in rights
-        )
+            [f"SELECT '{table}', '{right}' WHERE NOT has_table_privilege('{table}', '{right}')"
+             for table, rights in _WRITE_RIGHTS.items() for right in rights]
+            + [f"SELECT '{call.split('(')[0]}', 'EXECUTE' WHERE NOT has_function_privilege('{call}', 'EXECUTE')"
+               for call in _WRITE_CALLS]
+        )  # fmt: skip
         try:
             rows = conn.execute(checks).fetchall()  # type: ignore[call-overload]
         except psycopg.Error as e:
@@ -500,10 +514,11 @@ class PgStore:
         return Placement(placed, news, seq_shift=seq - since, id_shift=last_order_id - known_order_id)
 
     def _ready_writer(self) -> psycopg.Connection[Any]:
-        """The writer connection, opened again first when the server has closed it (it
-        restarted): that shows on the idle socket, read without a round trip, so that a
-        statement that writes is not sent on a connection already known dead (whether
-        such a statement was recorded cannot be known)."""
+        """The writer connection, opened again first when it is dead, so that a statement
+        that writes is not sent on it (whether such a statement was recorded cannot be
+        known): the server closed it (it restarted), which shows on the socket, read
+        without a round trip; or, after ``IDLE_CHECK_S`` unused, a middlebox dropped it
+        without a word, which one ``SELECT 1`` tells."""
         conn = self._writer
         for _ in range(_PROBES):  # the server spoke unasked: a notice, or its last words and the end
             if conn is None or conn.closed or not _readable(conn.fileno()):
@@ -512,7 +527,13 @@ class PgStore:
                 conn.pgconn.consume_input()
             except psycopg.OperationalError:
                 break  # the connection is closed: opened again below
+        if conn is not None and not conn.closed and time.monotonic() - self._writer_used > IDLE_CHECK_S:
+            try:  # idle for a while: a firewall may have forgotten it without a word
+                conn.execute("SELECT 1")
+            except psycopg.Error:
+                conn.close()
         self._writer = conn = self._live(conn)
+        self._writer_used = time.monotonic()
         return conn
 
     def _fate_unknown(self, e: psycopg.Error) -> StoreError:
