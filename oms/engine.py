@@ -94,8 +94,10 @@ class _Decided:
     rows: list[EventRow]
     reads: set[int]
     """The existing orders the decisions depended on (found, or found missing)."""
-    pinned: bool
-    """A command named an id above the engine's last order id (one the batch may create)."""
+    pinned: int | None
+    """The smallest id above the engine's last order id a command named (None: none did)."""
+    last_at: datetime | None
+    """The time of the batch's last event."""
 
     def shifted(self, seq_shift: int, id_shift: int, *, known_order_id: int) -> _Decided:
         """The batch as a shared store placed it: seqs and new orders' ids moved on."""
@@ -108,7 +110,7 @@ class _Decided:
         answers = [answer if isinstance(answer, OMSError) else moved(answer) for answer in self.answers]
         staged = {order.order_id: order for order in map(moved, self.staged.values())}
         return _Decided(self.seq + seq_shift, self.last_order_id + id_shift, staged, self.client_order_ids,
-                        answers, self.rows, self.reads, self.pinned)  # fmt: skip
+                        answers, self.rows, self.reads, self.pinned, self.last_at)  # fmt: skip
 
 
 def _answers(tickets: list[_Ticket]) -> list[Order | OMSError]:
@@ -174,6 +176,7 @@ class Engine:
                     _open_files[key] = self
         self._cache = _Cache(cache_size)
         self._shared: SharedBookStore | None = cast("SharedBookStore", self._store) if self._store.shared else None
+        self._last_at: datetime | None = None  # on a shared store: the latest event time known
         try:
             (self._seq, self._last_order_id, self._folded_seq), self._client_order_ids = self._store.open_state()
         except BaseException:  # a file that fails its first reads is released, not held
@@ -357,11 +360,12 @@ class Engine:
         decided = self._decide(batch)
         known_order_id = self._last_order_id
         placement = store.place(
-            self._seq, known_order_id, decided.rows,
-            reads=decided.reads, client_order_ids=decided.client_order_ids, pinned=decided.pinned,
+            self._seq, known_order_id, decided.rows, reads=decided.reads, client_order_ids=decided.client_order_ids,
+            pinned=decided.pinned, created=decided.last_order_id - known_order_id,
         )  # fmt: skip
         if placement.news is not None:
             self._catch_up(placement.news)
+        self._not_before(placement.last_at)
         if not placement.placed:
             return False
         self._committed(batch, decided.shifted(placement.seq_shift, placement.id_shift, known_order_id=known_order_id))
@@ -375,6 +379,19 @@ class Engine:
         self._client_order_ids |= news.client_order_ids
         for order_id in news.touched:
             self._cache.evict(order_id)
+        self._not_before(news.last_at)
+
+    def _not_before(self, at: datetime | None) -> None:
+        """No event this engine decides on a shared store may be earlier than ``at`` (the
+        book's last event, perhaps another process's, whose clock may run ahead)."""
+        if at is not None and (self._last_at is None or at > self._last_at):
+            self._last_at = at
+
+    def _now(self) -> datetime:
+        """The clock, or the book's last event time when the clock is behind it (shared
+        stores only: the log stays oldest first across processes' clocks)."""
+        at = self.clock()
+        return self._last_at if self._last_at is not None and at < self._last_at else at
 
     def _decide(self, batch: list[_Ticket]) -> _Decided:
         """Decide the batch in order, on the engine's state and what the batch itself
@@ -384,7 +401,8 @@ class Engine:
         seq, last_order_id = self._seq, self._last_order_id
         rows: list[EventRow] = []
         reads: set[int] = set()
-        pinned = False
+        pinned: int | None = None
+        last_at: datetime | None = None
         answers: list[Order | OMSError] = []
         for ticket in batch:
             command = ticket.command
@@ -393,12 +411,13 @@ class Engine:
             order_id: Any = None
             try:
                 order_id = command.order_id
-                at = self.clock()
+                at = last_at = self._now()
                 if command.action is not Action.CREATE:
                     order_id = validate_order_id(order_id)
                     if _storable_id(order_id) is not None:  # else no order can have it
                         reads.add(order_id)
-                        pinned = pinned or order_id > self._last_order_id
+                        if order_id > self._last_order_id and (pinned is None or order_id < pinned):
+                            pinned = order_id
                     current = staged.get(order_id) or self._lookup(order_id)
                 order = decide(
                     command,
@@ -430,7 +449,7 @@ class Engine:
             staged[order.order_id] = order
             answers.append(order)
             rows.append(row)
-        return _Decided(seq, last_order_id, staged, staged_client_ids, answers, rows, reads, pinned)
+        return _Decided(seq, last_order_id, staged, staged_client_ids, answers, rows, reads, pinned, last_at)
 
     def _committed(self, batch: list[_Ticket], decided: _Decided) -> None:
         seq, last_order_id, staged, staged_client_ids, answers = (
@@ -444,6 +463,7 @@ class Engine:
         self._seq, self._last_order_id = seq, last_order_id
         if self._store.shared:
             self._folded_seq = seq  # nothing to fold
+            self._not_before(decided.last_at)
         self._client_order_ids |= staged_client_ids
         for order in staged.values():
             self._cache.put(order)
@@ -546,7 +566,7 @@ class Engine:
             with self._store.writing(self._seq) as news:
                 if news is not None:
                     self._catch_up(news)
-                at = self.clock()
+                at = self._now()
                 try:
                     table, client_ids = build_create_events(
                         orders, first_seq=self._seq + 1, first_order_id=self._last_order_id + 1,

@@ -465,7 +465,9 @@ def test_a_refused_placement_writes_nothing_and_does_not_wait_for_the_disk(pg_ur
             con.execute("SELECT pg_stat_force_next_flush()")
             before = con.execute(syncs).fetchone()
             for _ in range(20):
-                placement = store.place(1, 1, [row], reads={order.order_id}, client_order_ids=set(), pinned=False)
+                placement = store.place(
+                    1, 1, [row], reads={order.order_id}, client_order_ids=set(), pinned=None, created=0
+                )
                 assert not placement.placed and placement.news is not None and placement.news.touched == {1}
             store._writer.execute("SELECT pg_stat_force_next_flush()")
             after = con.execute(syncs).fetchone()
@@ -596,3 +598,32 @@ def test_writers_commit_in_read_committed_whatever_the_databases_default(pg_url:
         for t in threads:
             t.join(60)
         assert errors == [] and [o.order_id for o in a.orders()] == list(range(1, 401))
+
+
+def test_a_writer_whose_clock_lags_the_books_never_writes_an_event_earlier_than_the_last(pg_url: str) -> None:
+    """Two hosts' clocks differ: the lagging writer's events take the book's last time, so
+    the log stays oldest first (by the placement's check, and under the lock alike)."""
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+    with oms.open(pg_url, clock=oms.SimulatedClock(start + timedelta(minutes=30))) as ahead, \
+            oms.open(pg_url, clock=oms.SimulatedClock(start, step=timedelta(minutes=1))) as behind:  # fmt: skip
+        buy(ahead)
+        assert buy(behind).created_at == start + timedelta(minutes=30)  # not 09:00
+        assert buy(behind).created_at == start + timedelta(minutes=30)  # not 09:02
+        assert len(behind.bulk_create([{"symbol": "C", "side": "BUY", "quantity": 1, "price": "1"}])) == 1
+        times = [e.at for e in behind.events()]
+        assert times == sorted(times) and times[-1] == start + timedelta(minutes=30)
+
+
+def test_an_id_named_far_above_the_book_does_not_hold_up_the_batch_it_came_in(pg_url: str) -> None:
+    from oms.commands import Command
+
+    start = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a decides after b's creates (else: late)
+    with oms.open(pg_url, clock=oms.SimulatedClock(start)) as b, \
+            oms.open(pg_url, clock=oms.SimulatedClock(start + timedelta(hours=1))) as a:  # fmt: skip
+        buy(b)
+        create = {"symbol": "INFY", "side": "BUY", "quantity": 1, "price": "10"}
+        with before_placing(a, lambda: buy(b)) as calls:
+            far = Command(oms.Action.CANCEL, 10**12)
+            made, refused = a.submit_many([Command(oms.Action.CREATE, None, create), far])
+        assert len(calls) == 1  # order 10**12 is beyond anything b's creates could have made
+        assert isinstance(made, oms.Order) and made.order_id == 3 and isinstance(refused, oms.OrderNotFound)

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 from oms.errors import SchemaTooNew, StoreError
@@ -49,6 +50,8 @@ class Catchup:
     """Orders changed by those commits (their cached copies are stale)."""
     client_order_ids: set[str] = field(default_factory=set)
     """Client order ids their creates used."""
+    last_at: datetime | None = None
+    """The time of the book's last event: no later event may be earlier (oldest first)."""
 
 
 @dataclass
@@ -63,6 +66,8 @@ class Placement:
     """Added to the batch's seqs (numbered from the writer's last seq) where they landed."""
     id_shift: int = 0
     """Added to the ids of the batch's new orders (numbered from the writer's last order id)."""
+    last_at: datetime | None = None
+    """The time of the book's last event before the batch (``Catchup.last_at``)."""
 
 
 class BookStore(Protocol):
@@ -117,13 +122,15 @@ class SharedBookStore(BookStore, Protocol):
 
     def place(
         self, since: int, known_order_id: int, rows: Sequence[EventRow], *,
-        reads: set[int], client_order_ids: set[str], pinned: bool,
+        reads: set[int], client_order_ids: set[str], pinned: int | None, created: int,
     ) -> Placement:  # fmt: skip
         """Commit ``rows`` -- decided on the book as of seq ``since`` and order id
-        ``known_order_id``, numbered from them -- unless others have since changed an
-        order of ``reads``, taken one of ``client_order_ids``, or (``pinned``: the batch
-        named an id above ``known_order_id``) created any order. One round trip; the
-        book is locked only while the database runs it."""
+        ``known_order_id``, numbered from them, the batch's ``created`` new orders among
+        them -- unless others have since changed an order of ``reads``, taken one of
+        ``client_order_ids``, created orders up to ``pinned`` (the smallest id above
+        ``known_order_id`` the batch named) or beyond, or committed an event later than
+        the batch's first. One round trip; the book is locked only while the database
+        runs it."""
         ...
 
 

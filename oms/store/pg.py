@@ -113,12 +113,14 @@ _APPEND = (
 # only while this runs and commits, never across a round trip -- the news since ``since``
 # (each statement of a VOLATILE function takes a fresh snapshot, so it sees every commit
 # made before the lock was ours) is checked against what the batch read: an order it read
-# (touched since), a client order id it took (taken since), or -- ``pinned``: it named an
-# id above ``known`` -- any create since; and the batch must not be ``late``: decided at a
-# time before the book's last event (the log stays oldest first). Nothing conflicts: the events are appended at
-# the next seqs, the batch's new orders (ids above ``known``) renumbered after the book's
-# last, the orders projected and the counters moved. Else nothing is written. Returns
-# [placed, last seq, last order id, touched, taken] as of the lock, as JSON text.
+# (touched since), a client order id it took (taken since), or an id it named above
+# ``known`` (``pinned``: the smallest) that others' creates since may have moved onto one
+# of the batch's ``created`` new orders; and the batch must not be late: decided at a time
+# before the book's last event (the log stays oldest first). Nothing conflicts: the events
+# are appended at the next seqs, the batch's new orders (ids above ``known``) renumbered
+# after the book's last, the orders projected and the counters moved. Else nothing is
+# written. Returns [placed, last seq, last order id, touched, taken, last event's time] as
+# of the lock, as JSON text.
 _PLACE = (
     """CREATE FUNCTION oms_place(since BIGINT, known BIGINT, batch TEXT) RETURNS TEXT LANGUAGE plpgsql AS $fn$
     DECLARE
@@ -126,21 +128,20 @@ _PLACE = (
         top oms_counters%ROWTYPE;
         touched BIGINT[] := '{}';
         taken TEXT[] := '{}';
-        late BOOLEAN := FALSE;
+        last_at TIMESTAMP(3);
         placed BOOLEAN;
     BEGIN
         SELECT * INTO top FROM oms_counters FOR UPDATE;
         IF top.last_seq <> since THEN
             touched := ARRAY(SELECT DISTINCT order_id FROM event_log WHERE seq > since AND order_id IS NOT NULL);
             taken := ARRAY(SELECT client_order_id FROM orders WHERE order_id > known AND client_order_id IS NOT NULL);
-            late := coalesce((SELECT (oms_payload(payload)->>'event_at')::TIMESTAMP(3) FROM event_log
-                              WHERE seq = top.last_seq)
-                             > (oms_payload(b->'events'->0->>1)->>'event_at')::TIMESTAMP(3), FALSE);
         END IF;
-        placed := NOT (late
+        last_at := (SELECT (oms_payload(payload)->>'event_at')::TIMESTAMP(3) FROM event_log WHERE seq = top.last_seq);
+        placed := NOT (coalesce(last_at > (oms_payload(b->'events'->0->>1)->>'event_at')::TIMESTAMP(3), FALSE)
                        OR touched && ARRAY(SELECT jsonb_array_elements_text(b->'reads')::BIGINT)
                        OR taken && ARRAY(SELECT jsonb_array_elements_text(b->'clients'))
-                       OR ((b->>'pinned')::BOOLEAN AND top.last_order_id <> known));
+                       OR (top.last_order_id <> known AND coalesce(
+                           (b->>'pinned')::BIGINT <= top.last_order_id + (b->>'created')::BIGINT, FALSE)));
         IF placed THEN
             WITH appended AS (
                 INSERT INTO event_log (seq, order_id, payload)
@@ -158,7 +159,7 @@ _PLACE = (
         IF NOT placed THEN  -- only a row lock to release: nothing to wait for the disk for
             PERFORM set_config('synchronous_commit', 'off', TRUE);
         END IF;
-        RETURN json_build_array(placed, top.last_seq, top.last_order_id, touched, taken)::text;
+        RETURN json_build_array(placed, top.last_seq, top.last_order_id, touched, taken, last_at)::text;
     END $fn$"""
 )
 
@@ -212,7 +213,8 @@ _WRITE_CALLS = ("oms_place(bigint, bigint, text)", "oms_payload(text)")
 _BEGIN = (
     "BEGIN; SELECT last_seq, last_order_id FROM oms_counters FOR UPDATE; "
     "SELECT order_id, p->>'action', p->>'client_order_id' FROM event_log, "
-    "LATERAL (SELECT oms_payload(payload) AS p) AS parsed WHERE seq > {since} AND (p->>'accepted')::boolean"
+    "LATERAL (SELECT oms_payload(payload) AS p) AS parsed WHERE seq > {since} AND (p->>'accepted')::boolean; "
+    "SELECT oms_payload(payload)->>'event_at' FROM event_log WHERE seq = (SELECT last_seq FROM oms_counters)"
 )
 
 # What a connection failure means, found in libpq's message (it carries no SQLSTATE).
@@ -234,6 +236,11 @@ _CONNECT_PROBLEMS: tuple[tuple[re.Pattern[str], str], ...] = (
 def _first_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return text[:300] if text else type(e).__name__
+
+
+def _utc(text: str | None) -> datetime | None:
+    """An event time as PostgreSQL gives it back (naive UTC text), or None."""
+    return None if text is None else datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def _readable(fd: int) -> bool:
@@ -442,6 +449,8 @@ class PgStore:
                 counters = cur.fetchone()
                 cur.nextset()
                 news = cur.fetchall()
+                cur.nextset()
+                last = cur.fetchone()
             except psycopg.Error as e:
                 self._rollback(conn)
                 if attempt == 2 or not conn.broken:
@@ -449,13 +458,12 @@ class PgStore:
                 continue
             assert counters is not None
             last_seq, self._last_order_id = int(counters[0]), int(counters[1])
-            if last_seq == since:
-                return conn, None
-            return conn, Catchup(
+            return conn, Catchup(  # the last event's time even without news: this writer's clock may lag
                 seq=last_seq,
                 last_order_id=self._last_order_id,
                 touched={r[0] for r in news},
                 client_order_ids={r[2] for r in news if r[1] == "create" and r[2] is not None},
+                last_at=_utc(last[0] if last else None),
             )
         raise AssertionError("unreachable")
 
@@ -486,7 +494,7 @@ class PgStore:
 
     def place(
         self, since: int, known_order_id: int, rows: Sequence[EventRow], *,
-        reads: set[int], client_order_ids: set[str], pinned: bool,
+        reads: set[int], client_order_ids: set[str], pinned: int | None, created: int,
     ) -> Placement:  # fmt: skip
         """Commit ``rows`` (decided on the book as of ``since`` and ``known_order_id``)
         in one round trip, unless others changed what they read (``oms_place``). The
@@ -497,7 +505,7 @@ class PgStore:
             return Placement(placed=True, news=None)
         batch = json.dumps(
             {"events": [(row[1], row[2]) for row in rows], "reads": sorted(reads),
-             "clients": sorted(client_order_ids), "pinned": pinned},
+             "clients": sorted(client_order_ids), "pinned": pinned, "created": created},
             separators=(",", ":"),
         )  # fmt: skip
         with self.lock:
@@ -509,9 +517,10 @@ class PgStore:
                     raise NotRecorded(self._failure(e).message) from e
                 raise self._fate_unknown(e) from e
         assert answer is not None
-        placed, seq, last_order_id, touched, taken = json.loads(answer[0])
+        placed, seq, last_order_id, touched, taken, last_at = json.loads(answer[0])
         news = None if seq == since else Catchup(seq, last_order_id, set(touched), set(taken))
-        return Placement(placed, news, seq_shift=seq - since, id_shift=last_order_id - known_order_id)
+        return Placement(placed, news, seq_shift=seq - since, id_shift=last_order_id - known_order_id,
+                         last_at=_utc(last_at))  # fmt: skip
 
     def _ready_writer(self) -> psycopg.Connection[Any]:
         """The writer connection, opened again first when it is dead, so that a statement
