@@ -627,3 +627,4 @@ def test_an_id_named_far_above_the_book_does_not_hold_up_the_batch_it_came_in(pg
             made, refused = a.submit_many([Command(oms.Action.CREATE, None, create), far])
         assert len(calls) == 1  # order 10**12 is beyond anything b's creates could have made
         assert isinstance(made, oms.Order) and made.order_id == 3 and isinstance(refused, oms.OrderNotFound)
+        assert [(e.order_id, e.accepted) for e in a.events()][-2:] == [(3, True), (10**12, False)]  # kept, not moved

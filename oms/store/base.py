@@ -83,7 +83,7 @@ class BookStore(Protocol):
 
     def writing(self, since: int) -> AbstractContextManager[Catchup | None]:
         """One commit: inside it the engine decides and ``append``s; it commits at the end.
-        Yields what others committed after ``since`` (None: nothing, or not ``shared``)."""
+        Yields what others committed after ``since`` (None when not ``shared``)."""
         ...
 
     def append(self, rows: Sequence[EventRow]) -> None:

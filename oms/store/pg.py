@@ -117,8 +117,8 @@ _APPEND = (
 # ``known`` (``pinned``: the smallest) that others' creates since may have moved onto one
 # of the batch's ``created`` new orders; and the batch must not be late: decided at a time
 # before the book's last event (the log stays oldest first). Nothing conflicts: the events
-# are appended at the next seqs, the batch's new orders (ids above ``known``) renumbered
-# after the book's last, the orders projected and the counters moved. Else nothing is
+# are appended at the next seqs, the batch's new orders (ids ``known`` + 1 .. ``known`` +
+# ``created``; a refusal naming an id beyond keeps it) renumbered after the book's last, the orders projected and the counters moved. Else nothing is
 # written. Returns [placed, last seq, last order id, touched, taken, last event's time] as
 # of the lock, as JSON text.
 _PLACE = (
@@ -145,9 +145,9 @@ _PLACE = (
         IF placed THEN
             WITH appended AS (
                 INSERT INTO event_log (seq, order_id, payload)
-                SELECT top.last_seq + t.n,
-                       CASE WHEN (t.e->>0)::BIGINT > known THEN (t.e->>0)::BIGINT + (top.last_order_id - known)
-                            ELSE (t.e->>0)::BIGINT END,
+                SELECT top.last_seq + t.n,  -- the batch's new orders are ids known + 1 .. known + created
+                       CASE WHEN (t.e->>0)::BIGINT BETWEEN known + 1 AND known + (b->>'created')::BIGINT
+                            THEN (t.e->>0)::BIGINT + (top.last_order_id - known) ELSE (t.e->>0)::BIGINT END,
                        t.e->>1
                 FROM jsonb_array_elements(b->'events') WITH ORDINALITY AS t(e, n)
                 RETURNING seq, order_id, payload), """
@@ -206,10 +206,11 @@ _WRITE_RIGHTS = {"event_log": ("SELECT", "INSERT"), "orders": ("SELECT", "INSERT
                  "oms_counters": ("SELECT", "UPDATE")}  # fmt: skip
 _WRITE_CALLS = ("oms_place(bigint, bigint, text)", "oms_payload(text)")
 
-# The first round trip of a commit: BEGIN, lock the book's counter row, and read what
-# others committed after this writer's last known seq ({since}). Three statements of one
-# simple query: in READ COMMITTED each takes its own snapshot, so the third sees every
-# commit made before the lock was ours -- and none can be made while it is.
+# The first round trip of a commit under the lock: BEGIN, lock the book's counter row,
+# read what others committed after this writer's last known seq ({since}) and the time of
+# the book's last event. Statements of one simple query: in READ COMMITTED each takes its
+# own snapshot, so those after the lock see every commit made before the lock was ours --
+# and none can be made while it is.
 _BEGIN = (
     "BEGIN; SELECT last_seq, last_order_id FROM oms_counters FOR UPDATE; "
     "SELECT order_id, p->>'action', p->>'client_order_id' FROM event_log, "
@@ -421,7 +422,8 @@ class PgStore:
     @contextmanager
     def writing(self, since: int) -> Iterator[Catchup | None]:
         """One transaction holding the book's counter row: yields what others committed
-        after ``since`` (None when nothing), commits when the block ends.
+        after ``since`` (a Catchup even when nothing: it carries the book's last event
+        time), commits when the block ends.
 
         Two round trips while the row is held, since every other writer waits for it:
         BEGIN with the lock and the news (``_BEGIN``), then the appended events and the
