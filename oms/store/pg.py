@@ -118,9 +118,9 @@ _APPEND = (
 # of the batch's ``created`` new orders; and the batch must not be late: decided at a time
 # before the book's last event (the log stays oldest first). Nothing conflicts: the events
 # are appended at the next seqs, the batch's new orders (ids ``known`` + 1 .. ``known`` +
-# ``created``; a refusal naming an id beyond keeps it) renumbered after the book's last, the orders projected and the counters moved. Else nothing is
-# written. Returns [placed, last seq, last order id, touched, taken, last event's time] as
-# of the lock, as JSON text.
+# ``created``; a refusal naming an id beyond keeps it) renumbered after the book's last,
+# the orders projected and the counters moved. Else nothing is written. Returns [placed,
+# last seq, last order id, touched, taken, last event's time] as of the lock, as JSON text.
 _PLACE = (
     """CREATE FUNCTION oms_place(since BIGINT, known BIGINT, batch TEXT) RETURNS TEXT LANGUAGE plpgsql AS $fn$
     DECLARE
