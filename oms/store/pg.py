@@ -481,10 +481,10 @@ class PgStore:
                     conn.execute(*staged)  # type: ignore[call-overload]
                     conn.execute("COMMIT")
         except psycopg.Error as e:
-            if not conn.broken and not conn.closed:  # refused, and the connection is up: nothing recorded
+            failure = self._commit_failure(conn, e)
+            if isinstance(failure, NotRecorded):
                 self._rollback(conn)
-                raise NotRecorded(self._failure(e).message) from e
-            raise self._fate_unknown(e) from e
+            raise failure from e
 
     @staticmethod
     def _rollback(conn: psycopg.Connection[Any]) -> None:
@@ -515,9 +515,7 @@ class PgStore:
             try:
                 answer = conn.execute("SELECT oms_place(%s, %s, %s)", [since, known_order_id, batch]).fetchone()
             except psycopg.Error as e:
-                if not conn.broken and not conn.closed:
-                    raise NotRecorded(self._failure(e).message) from e
-                raise self._fate_unknown(e) from e
+                raise self._commit_failure(conn, e) from e
         assert answer is not None
         placed, seq, last_order_id, touched, taken, last_at = json.loads(answer[0])
         news = None if seq == since else Catchup(seq, last_order_id, set(touched), set(taken))
@@ -547,7 +545,11 @@ class PgStore:
         self._writer_used = time.monotonic()
         return conn
 
-    def _fate_unknown(self, e: psycopg.Error) -> StoreError:
+    def _commit_failure(self, conn: psycopg.Connection[Any], e: psycopg.Error) -> StoreError:
+        """What a failed commit means: refused by the server with the connection still up,
+        nothing was recorded (NotRecorded); the connection failing, its fate is unknown."""
+        if not conn.broken and not conn.closed:
+            return NotRecorded(self._failure(e).message)
         return StoreError(
             f"{self.path}: the connection failed while committing ({_first_line(e)[:160]}): "
             "the command may or may not have been recorded; read the order to know"
