@@ -85,4 +85,9 @@ def test_pg_bench_serves_duckdb_and_one_two_and_four_postgresql_workers_and_chec
     assert need, out
     goal, per_request, cores = int(need[1]), int(need[2]), float(need[3])
     assert abs(cores - goal * per_request / 1e6) <= 0.01 * cores + 0.01  # the figures' own arithmetic
+    workers = re.search(r"of which the 2 workers alone, at their (\d+) us per request: (\d+\.\d\d) cores", out)
+    assert workers, out
+    server_us, server_cores = int(workers[1]), float(workers[2])
+    assert server_us < per_request  # a part of the whole, which also counts PostgreSQL and the clients
+    assert abs(server_cores - goal * server_us / 1e6) <= 0.01 * server_cores + 0.01
     assert "answers: all correct" in out and "ERRORS" not in out
