@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Self
 import httpx
 
 from oms.errors import OMSError, StoreError, from_code
-from oms.gateway import PriceInput
+from oms.gateway import PriceInput, create_request, execute_request, modify_request
 from oms.jsonio import dumps, loads
 from oms.model import Order, OrderEvent
 
@@ -69,19 +69,17 @@ class RemoteGateway:
         client_order_id: str | None = None,
     ) -> Order:
         """Create a NEW order. Raises VALIDATION_ERROR or DUPLICATE_CLIENT_ORDER_ID."""
-        body: dict[str, Any] = {"symbol": symbol, "side": side, "order_type": order_type, "quantity": quantity}
-        if price is not None:
-            body["price"] = price
-        if client_order_id is not None:
-            body["client_order_id"] = client_order_id
+        body = create_request(
+            symbol=symbol, side=side, quantity=quantity, price=price, order_type=order_type,
+            client_order_id=client_order_id,
+        )  # fmt: skip
         return Order.from_dict(self._call("POST", "/order", body))
 
     def modify(self, order_id: int, *, quantity: int | None = None, price: PriceInput | None = None) -> Order:
         """Change quantity and/or price of a NEW order (-> MODIFIED).
 
         Raises VALIDATION_ERROR, ORDER_NOT_FOUND or INVALID_TRANSITION."""
-        body = {k: v for k, v in (("quantity", quantity), ("price", price)) if v is not None}
-        return Order.from_dict(self._call("PUT", f"/order/{_id(order_id)}", body))
+        return Order.from_dict(self._call("PUT", f"/order/{_id(order_id)}", modify_request(quantity, price)))
 
     def cancel(self, order_id: int) -> Order:
         """Cancel a NEW order. Raises ORDER_NOT_FOUND or INVALID_TRANSITION."""
@@ -90,7 +88,7 @@ class RemoteGateway:
     def execute(self, order_id: int, *, price: PriceInput | None = None) -> Order:
         """Fill a NEW or MODIFIED order in full. Raises VALIDATION_ERROR, ORDER_NOT_FOUND,
         INVALID_TRANSITION or PRICE_OUTSIDE_LIMIT."""
-        body = {"price": price} if price is not None else None
+        body = execute_request(price) or None  # no price: no body at all
         return Order.from_dict(self._call("POST", f"/order/{_id(order_id)}/execute", body))
 
     # ---- reads -----------------------------------------------------------------------

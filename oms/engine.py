@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Self, cast
 from oms.clock import Clock, SystemClock
 from oms.commands import Command, decide, replay
 from oms.errors import InternalError, NotRecorded, OMSError, OrderNotFound, StoreError, ValidationError
-from oms.gateway import PriceInput
+from oms.gateway import PriceInput, create_request, execute_request, modify_request
 from oms.lifecycle import Action, Status
 from oms.model import Order, OrderEvent
 from oms.store import DEFAULT_DB, MEMORY, event_row
@@ -212,19 +212,17 @@ class Engine:
         client_order_id: str | None = None,
     ) -> Order:
         """Create a NEW order. Raises VALIDATION_ERROR or DUPLICATE_CLIENT_ORDER_ID."""
-        request = {"symbol": symbol, "side": side, "order_type": order_type, "quantity": quantity}
-        if price is not None:
-            request["price"] = price
-        if client_order_id is not None:
-            request["client_order_id"] = client_order_id
+        request = create_request(
+            symbol=symbol, side=side, quantity=quantity, price=price, order_type=order_type,
+            client_order_id=client_order_id,
+        )  # fmt: skip
         return self.submit(Command(Action.CREATE, None, request))
 
     def modify(self, order_id: int, *, quantity: int | None = None, price: PriceInput | None = None) -> Order:
         """Change quantity and/or price of a NEW order (-> MODIFIED).
 
         Raises VALIDATION_ERROR, ORDER_NOT_FOUND or INVALID_TRANSITION."""
-        request = {k: v for k, v in (("quantity", quantity), ("price", price)) if v is not None}
-        return self.submit(Command(Action.MODIFY, order_id, request))
+        return self.submit(Command(Action.MODIFY, order_id, modify_request(quantity, price)))
 
     def cancel(self, order_id: int) -> Order:
         """Cancel a NEW order. Raises ORDER_NOT_FOUND or INVALID_TRANSITION."""
@@ -233,8 +231,7 @@ class Engine:
     def execute(self, order_id: int, *, price: PriceInput | None = None) -> Order:
         """Fill a NEW or MODIFIED order in full. Raises VALIDATION_ERROR, ORDER_NOT_FOUND,
         INVALID_TRANSITION or PRICE_OUTSIDE_LIMIT."""
-        request = {"price": price} if price is not None else {}
-        return self.submit(Command(Action.EXECUTE, order_id, request))
+        return self.submit(Command(Action.EXECUTE, order_id, execute_request(price)))
 
     def submit(self, command: Command) -> Order:
         """Decide, persist and acknowledge one command (the raw-request entry the API uses).

@@ -27,6 +27,36 @@ if TYPE_CHECKING:
 
 PriceInput = Decimal | int | float | str
 
+
+# What each command of the gateway sends: the REST body, and the engine's command input.
+def create_request(
+    *,
+    symbol: str,
+    side: str,
+    quantity: int,
+    price: PriceInput | None = None,
+    order_type: str = "LIMIT",
+    client_order_id: str | None = None,
+) -> dict[str, Any]:
+    """The input of ``create``: the optional fields only when given."""
+    request: dict[str, Any] = {"symbol": symbol, "side": side, "order_type": order_type, "quantity": quantity}
+    if price is not None:
+        request["price"] = price
+    if client_order_id is not None:
+        request["client_order_id"] = client_order_id
+    return request
+
+
+def modify_request(quantity: int | None, price: PriceInput | None) -> dict[str, Any]:
+    """The input of ``modify``: the fields given (the command refuses none)."""
+    return {k: v for k, v in (("quantity", quantity), ("price", price)) if v is not None}
+
+
+def execute_request(price: PriceInput | None) -> dict[str, Any]:
+    """The input of ``execute``: the price, when given (else the limit price applies)."""
+    return {"price": price} if price is not None else {}
+
+
 TOKEN_ENV = "OMS_API_TOKEN"
 """The environment variable that carries the REST API's bearer token."""
 
