@@ -70,6 +70,7 @@ from oms.validation import (
     MODIFY_FIELDS,
     SYMBOL_PATTERN,
     shown,
+    shown_name,
 )
 
 log = logging.getLogger("oms.api")
@@ -248,7 +249,7 @@ MAX_BODY = 64 * 1024
 def _check_query(request: Request, allowed: tuple[str, ...]) -> None:
     """Refuse a misspelt or repeated filter instead of silently ignoring it."""
     errors = [
-        {"field": shown(k), "message": f"unknown filter; expected one of {', '.join(allowed)}"}
+        {"field": shown_name(k), "message": f"unknown filter; expected one of {', '.join(allowed)}"}
         for k in sorted(set(request.query_params))
         if k not in allowed
     ]
@@ -298,7 +299,7 @@ def _check_no_query(request: Request) -> None:
     """Commands take their input from the path and the body only: a query parameter
     (``POST /order?dry_run=true``) is refused, never ignored."""
     if request.scope.get("query_string"):
-        names = sorted({shown(k).strip('"') for k, _ in request.query_params.multi_items()}) or ["?"]
+        names = sorted({shown_name(k) for k, _ in request.query_params.multi_items()}) or ["?"]
         raise ValidationError([{"field": name, "message": "commands take no query parameters"} for name in names])
 
 
@@ -488,7 +489,7 @@ class SqlOut(BaseModel):
 
 def _sql_request(body: dict[str, Any]) -> tuple[str, list[Any]]:
     errors = [
-        {"field": shown(k), "message": "unknown field; expected sql, params"}
+        {"field": shown_name(k), "message": "unknown field; expected sql, params"}
         for k in body
         if k not in ("sql", "params")
     ]
