@@ -44,6 +44,9 @@ _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DEFAULT_CHECKLIST = Path(__file__).resolve().parents[2] / "certification" / "checklist.yaml"
 MAX_BYTES = 2 * 1024 * 1024
 PACK_VERSION = "2.0"
+CLOCK_TICK_MS = 20
+"""A wait before a change whose updated_at must be later: past the coarsest common clock
+tick (15.6 ms, Windows' default), as DESIGN.md fixes the timestamps' format, not their clock."""
 """The version of the pack's machinery (runner, step kinds, contract checks)."""
 
 EvidenceKind = Literal["orders", "events", "listing", "race", "crash", "sql", "http", "replay", "fix", "fix_session"]
@@ -386,11 +389,14 @@ def _is_market(i: int) -> bool:
     return bool(VARIANTS[i]["order_type"] == "MARKET")
 
 
-def _command_input(action: str, i: int) -> dict[str, Any]:
-    """The input of a lifecycle command on variant ``i``: a MARKET order is executed at a
-    price, so the refusal a case checks is the transition's, never a missing price."""
+def _command_input(action: str, i: int, *, nth: int = 1) -> dict[str, Any]:
+    """The input of the ``nth`` lifecycle command on variant ``i``: a MARKET order is
+    executed at a price, and each modify asks for a quantity the order does not have, so
+    the refusal a case checks is the transition's, never a missing price or a change of
+    nothing (which DESIGN.md does not settle)."""
     if action == "modify":  # large orders stay large: a rule broken only above some size is still broken
-        return {"input": {"quantity": VARIANTS[i]["quantity"] + 1}}
+        quantity, top = VARIANTS[i]["quantity"], max(QUANTITY["accepted"])
+        return {"input": {"quantity": quantity + nth if quantity + nth <= top else quantity - nth}}
     if action == "execute":
         return {"input": {"price": FILL_PRICE} if _is_market(i) else {}}
     return {}
@@ -405,19 +411,20 @@ def _cell_case(status: str, action: str, to: str | None) -> Case:
         order = _order(i, "LCY", tag=f"LC-{status}-{action}")
         steps.append({"action": "create", "input": order, "as": alias, "expect": {"status": "NEW"}})
         reached = Status.NEW
-        for prior in path_to(Status(status)):
+        for n, prior in enumerate(path_to(Status(status)), start=1):
             reached = TRANSITIONS[(reached, prior)]
             steps.append(
                 {
                     "action": prior.value,
                     "order": alias,
-                    **_command_input(prior.value, i),
+                    **_command_input(prior.value, i, nth=n),
                     "expect": {"status": reached.value},
                 }
             )
-        command: dict[str, Any] = {"action": action, "order": alias, **_command_input(action, i)}
+        nth = len(path_to(Status(status))) + 1
+        command: dict[str, Any] = {"action": action, "order": alias, **_command_input(action, i, nth=nth)}
         if to is not None:  # the change must move updated_at: let the clock move first
-            steps.append({"action": "wait", "ms": 2})
+            steps.append({"action": "wait", "ms": CLOCK_TICK_MS})
         if to is None:
             command["refuse"] = {"code": "INVALID_TRANSITION", "message_contains": [action, status]}
             last: dict[str, Any] = {
@@ -534,7 +541,9 @@ def _modify_quantity() -> list[dict[str, Any]]:
         steps.append({"action": "create", "input": _order(i, "FBMQ"), "as": alias})
         for q in QUANTITY["refused"]:
             steps.append(_refused("modify", "quantity", order=alias, input={"quantity": q}))
-        q = QUANTITY["accepted"][(i + 1) % len(QUANTITY["accepted"])]
+        # an accepted bound the order does not hold already (a change of nothing is not settled)
+        accepted = QUANTITY["accepted"][i + 1 :] + QUANTITY["accepted"][: i + 1]
+        q = next(q for q in accepted if q != VARIANTS[i]["quantity"])
         steps.append({"action": "modify", "order": alias, "input": {"quantity": q}, "expect": {"quantity": q}})
     return steps
 

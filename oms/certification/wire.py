@@ -53,6 +53,10 @@ JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
 STATUSES = {s.value for s in Status}
 ACTIONS = {a.value for a in Action}
 TIMEOUT_S = 15.0
+CONNECT_TIMEOUT_S = 35.0
+"""A race's burst of connections may overflow a server's listen backlog (5 in Python's
+http.server): Linux sends a dropped SYN again after 1, 3, 7, 15 and 31 s. A connection
+refused (a server down) still fails at once."""
 
 
 class ContractViolation(Exception):
@@ -77,13 +81,17 @@ def error_shape_problems(status: int, payload: Any) -> list[str]:
         problems.append(f"{code} travels with HTTP {CODE_STATUS[code]}, not {status}")
     if code == "VALIDATION_ERROR" or status == 422:
         errors = detail.get("errors")
-        if not isinstance(errors, list) or not errors:
+        # one entry per bad field: none when no field is at fault (a body that is not JSON);
+        # a case that sends a bad field checks that the list names it
+        if not isinstance(errors, list):
             problems.append("a 422 has no errors list (one {field, message} per bad field)")
         elif not all(
             isinstance(e, dict) and isinstance(e.get("field"), str) and isinstance(e.get("message"), str)
             for e in errors
         ):
             problems.append(f"errors entries are not {{field, message}} strings: {_cut(errors)}")
+        elif not all(e["message"].strip() for e in errors):
+            problems.append(f"errors entries with an empty message: {_cut(errors)}")
         else:
             named = [e["field"] for e in errors]
             twice = sorted({f for f in named if named.count(f) > 1})
@@ -92,10 +100,22 @@ def error_shape_problems(status: int, payload: Any) -> list[str]:
     return problems
 
 
+def _may_be_absent(d: dict[str, Any]) -> list[str]:
+    """The order fields that may be left out, as null (a server that omits nulls): the
+    optional client_order_id, a MARKET order's price, and the fill of an order not filled."""
+    keys = ["client_order_id"]
+    if d.get("order_type") == "MARKET":
+        keys.append("price")
+    if d.get("status") != "EXECUTED":
+        keys += ["executed_quantity", "executed_price"]
+    return keys
+
+
 def parse_order(d: Any, where: str) -> Order:
     """An order as DESIGN.md writes it, or ContractViolation naming what is wrong."""
     if not isinstance(d, dict):
         raise ContractViolation(f"{where}: an order is a JSON object, got {_cut(d)}")
+    d = {**{key: None for key in _may_be_absent(d)}, **d}
     problems = []
     need = {
         "order_id": _is_int,
@@ -206,7 +226,8 @@ class WireGateway:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        limits = httpx.Timeout(timeout, connect=max(timeout, CONNECT_TIMEOUT_S))
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=limits)
         self.server: str | None = None
         """What the server says about itself (its ``Server`` header), if anything."""
 
@@ -284,7 +305,9 @@ class WireGateway:
             raise ContractViolation(f"{where} answered {status}: " + "; ".join(problems))
         detail = payload["detail"]
         errors = [{**e, "field": leaf(e["field"])} for e in detail["errors"]] if detail.get("errors") else None
-        return _raise(from_code(str(code), detail["message"], errors))
+        refused = from_code(str(code), detail["message"], errors)
+        vars(refused)["wire_message"] = detail["message"]  # a ValidationError rebuilds its message from errors
+        return _raise(refused)
 
     def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

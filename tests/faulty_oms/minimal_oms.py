@@ -204,6 +204,63 @@ FAULTS: dict[str, str] = {
         "FIX: the Logon answer comes first, then reports stored while logged out; here the reports come before it."
     ),
     "fix-seq-skip": "FIX: outgoing MsgSeqNums have no gaps; here every 7th message is followed by a skipped number.",
+    # found by an audit of the pack against DESIGN.md (each missed before its case was written)
+    "symbol-allows-plus": "Validation: symbol has letters/digits and . - _ only; this also accepts + and ,.",
+    "market-price-zero-ignored": (
+        "Validation: price is forbidden for MARKET; a falsy price (0) is taken as absent here."
+    ),
+    "errors-message-empty": "REST: a 422 errors entry is {field, message}; the message is empty here.",
+    "malformed-body-not-logged": (
+        "Persistence: refused commands are logged; here body-level refusals (bad JSON, unknown fields) are not."
+    ),
+    "refusal-bumps-updated-at": "REST: bad input never changes anything; a refused command here moves updated_at.",
+    "orders-sorted-by-updated": "REST: GET /orders is sorted by order_id; here by updated_at.",
+    "orders-sorted-as-text": "REST: GET /orders is sorted by order_id; here as text ('10' < '9').",
+    "symbol-filter-ignored-with-status": (
+        "REST: status and symbol filters combine; with a status the symbol is ignored here."
+    ),
+    "per-action-lock": (
+        "REST: concurrent commands on one order, exactly one wins; only commands of one action are serialized here."
+    ),
+    "execute-event-default-price-null": (
+        "REST: an execute event carries executed_price; null here when the limit price was defaulted."
+    ),
+    "lazy-refusal-commit": (
+        "Persistence: acknowledged after commit; refusals here are committed only with the next accepted command."
+    ),
+    "validation-message-generic": (
+        "REST: the message names the field; VALIDATION_ERROR's message is 'invalid request' (errors still name them)."
+    ),
+    "coid-unique-per-symbol": "Orders: client_order_id is unique; here only per symbol.",
+    "coid-number-500": "REST: bad input never yields a 500; a numeric client_order_id crashes the create.",
+    "order-type-nonstring-500": "REST: bad input never yields a 500; a non-string order_type crashes the create.",
+    "price-nonscalar-500": (
+        "REST: bad input never yields a 500; a list/object price crashes (TypeError, not InvalidOperation)."
+    ),
+    "quantity-nonscalar-500": "REST: bad input never yields a 500; a list/object quantity crashes.",
+    "symbol-leading-letter-required": (
+        "Validation: a symbol is 1-16 letters/digits/.-_; here it must start with a letter (3MINDIA refused)."
+    ),
+    "limit-check-as-text": (
+        "Execute: BUY <= limit, SELL >= limit, exact decimals; here compared as text ('99' > '100.5')."
+    ),
+    "timestamps-millis-000": (
+        "Orders: timestamps carry milliseconds; here the milliseconds are always .000 (second precision)."
+    ),
+    "malformed-json-400": "REST: bad body is 422 VALIDATION_ERROR; malformed JSON here is HTTP 400 (body unchanged).",
+    "racy-coid-check": (
+        "Orders: client_order_id unique, also under concurrency; here the duplicate check runs outside the lock."
+    ),
+    "empty-body-500": "REST: bad input never yields a 500; a POST /order or PUT with an empty body crashes.",
+    "execute-price-zero-ignored": (
+        "Execute: a given price must be valid; price 0 (falsy) is taken as absent here, filling at the limit."
+    ),
+    "unknown-field-refusal-not-logged": (
+        "Persistence: refused commands are logged; a command refused for an unknown body field is not."
+    ),
+    "price-stored-as-real": (
+        "Orders: prices are exact decimals end to end; here every price goes through a float (repr)."
+    ),
 }
 
 # --------------------------------------------------------------------------------------
@@ -293,6 +350,8 @@ class Rules:
         self.price_places = 8 if "price-8-decimals" in faults else 4
 
     def quantity(self, v: object) -> tuple[int | None, str | None]:
+        if "quantity-nonscalar-500" in self.faults and isinstance(v, (list, dict)):
+            raise TypeError("quantity")  # FAULT quantity-nonscalar-500
         if isinstance(v, bool) or not isinstance(v, int):
             return None, "must be a JSON integer"
         if not self.qty_min <= v <= self.qty_max:
@@ -300,6 +359,8 @@ class Rules:
         return v, None
 
     def price(self, v: object) -> tuple[Price | None, str | None]:
+        if "price-nonscalar-500" in self.faults and isinstance(v, (list, dict)):
+            Decimal(v)  # FAULT price-nonscalar-500: TypeError escapes
         if isinstance(v, bool):
             return None, "must be a decimal number"
         if isinstance(v, int):
@@ -323,6 +384,8 @@ class Rules:
             return None, "must be greater than 0 and less than 1000000000000"
         if decimal_places(d) > self.price_places:
             return None, "must have at most 4 decimal places"
+        if "price-stored-as-real" in self.faults:
+            d = Decimal(repr(float(d)))  # FAULT price-stored-as-real
         return canonical_price(d), None
 
     def symbol(self, v: object) -> tuple[str | None, str | None]:
@@ -330,7 +393,10 @@ class Rules:
             return None, "must be a string"
         if not 1 <= len(v) <= self.symbol_max:
             return None, "must be 1 to 16 characters"
-        if not SYMBOL_CHARS.fullmatch(v):
+        chars = re.compile(r"[A-Za-z0-9._+,-]+") if "symbol-allows-plus" in self.faults else SYMBOL_CHARS
+        if "symbol-leading-letter-required" in self.faults:
+            chars = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")  # FAULT symbol-leading-letter-required
+        if not chars.fullmatch(v):
             return None, "may contain only letters, digits and . - _"
         return v.upper(), None
 
@@ -355,6 +421,8 @@ def format_ts(ms: int, faults: set[str]) -> str:
     if "timestamps-ist-offset" in faults:
         dt = datetime.fromtimestamp(sec, IST)
         return dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{milli:03d}+05:30"
+    if "timestamps-millis-000" in faults:
+        return datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%S") + ".000Z"  # FAULT timestamps-millis-000
     dt = datetime.fromtimestamp(sec, UTC)
     if "timestamps-no-millis" in faults:
         return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -492,6 +560,8 @@ class Engine:
     # ---- transactions ----------------------------------------------------------------
 
     def _begin(self) -> None:
+        if "lazy-refusal-commit" in self.faults and self.db.in_transaction:
+            return  # FAULT lazy-refusal-commit: the pending refusal rides on this transaction
         if self.lazy:
             if not self.in_txn:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -529,7 +599,8 @@ class Engine:
                 try:
                     result = fn()
                 except Refusal:
-                    self._commit()
+                    if "lazy-refusal-commit" not in self.faults:
+                        self._commit()
                     raise
                 except BaseException:
                     self._rollback()
@@ -562,6 +633,8 @@ class Engine:
             if self.in_txn:
                 self.db.execute("COMMIT")
                 self.in_txn = False
+            if self.db.in_transaction:
+                self.db.execute("COMMIT")
             self.closed = True
             self.db.close()
 
@@ -586,6 +659,8 @@ class Engine:
                 quantity, price = order["quantity"], order["price"]
             if action == "execute":
                 exq, exp = order["executed_quantity"], order["executed_price"]
+                if accepted and order.get("_defaulted") and "execute-event-default-price-null" in self.faults:
+                    exp = None  # FAULT execute-event-default-price-null
         self.db.execute(
             "INSERT INTO order_events (order_id, action, from_status, to_status, accepted, "
             "reason, at, version, quantity, price, executed_quantity, executed_price) "
@@ -632,8 +707,15 @@ class Engine:
                 if (
                     coid is not None
                     and "duplicate-client-order-id" not in self.faults
+                    and "racy-coid-check" not in self.faults
                     and not self.dup_exempt(coid)
-                    and self.db.execute("SELECT 1 FROM orders WHERE client_order_id=?", (coid,)).fetchone()
+                    and (
+                        self.db.execute(
+                            "SELECT 1 FROM orders WHERE client_order_id=? AND symbol=?", (coid, fields["symbol"])
+                        ).fetchone()
+                        if "coid-unique-per-symbol" in self.faults
+                        else self.db.execute("SELECT 1 FROM orders WHERE client_order_id=?", (coid,)).fetchone()
+                    )
                 ):
                     raise Refusal(
                         409,
@@ -663,19 +745,54 @@ class Engine:
             self._observe("create", None, order)
             return order
 
+        if "racy-coid-check" in self.faults and isinstance(body, dict) and isinstance(body.get("client_order_id"), str):
+            with self.lock:  # FAULT racy-coid-check: check, let go, then insert
+                dup = self.db.execute(
+                    "SELECT 1 FROM orders WHERE client_order_id=?", (body["client_order_id"],)
+                ).fetchone()
+            if dup:
+                used = f"client_order_id {body['client_order_id']!r} is already used"
+                r = Refusal(409, "DUPLICATE_CLIENT_ORDER_ID", used)
+                with self.lock:
+                    self._begin()
+                    self._log_refusal(None, "create", r)
+                    self._commit()
+                raise r
+            time.sleep(0.05)
         return self._txn(run)
 
     def command(self, action: str, order_id: int, body: object, body_error: Refusal | None = None) -> dict:
         """modify / cancel / execute on an existing order."""
         if self.racy:
             return self._racy_command(action, order_id, body, body_error)
+        if "per-action-lock" in self.faults:  # FAULT per-action-lock
+            per_action = {a: threading.Lock() for a in ("modify", "cancel", "execute")}
+            locks = self.__dict__.setdefault("action_locks", per_action)
+            with locks[action]:
+                return self._racy_command(action, order_id, body, body_error)
 
         def run() -> dict:
             order = self._load_or_404(order_id)
             try:
                 changes = self._decide(action, order, body, body_error)
             except Refusal as r:
+                allowed = {"modify": MODIFY_FIELDS, "cancel": CANCEL_FIELDS, "execute": EXECUTE_FIELDS}[action]
+                body_level = (
+                    body_error is not None
+                    or (body is not None and not isinstance(body, dict))
+                    or (isinstance(body, dict) and any(k not in allowed for k in body))
+                )
+                if body_level and "malformed-body-not-logged" in self.faults:
+                    raise  # FAULT malformed-body-not-logged
+                if (
+                    "unknown-field-refusal-not-logged" in self.faults
+                    and isinstance(body, dict)
+                    and any(k not in allowed for k in body)
+                ):
+                    raise  # FAULT unknown-field-refusal-not-logged
                 self._log_refusal(order, action, r)
+                if "refusal-bumps-updated-at" in self.faults:  # FAULT refusal-bumps-updated-at
+                    self.db.execute("UPDATE orders SET updated_at=? WHERE order_id=?", (self.clock.next(), order_id))
                 raise
             return self._apply(action, order, changes)
 
@@ -752,6 +869,8 @@ class Engine:
                     errors.append(("price", err))
             if not errors and quantity is None and price is None:
                 errors.append(("body", "modify takes quantity and/or price; neither was given"))
+        elif action == "execute" and "execute-price-zero-ignored" in self.faults and not body.get("price"):
+            pass  # FAULT execute-price-zero-ignored: `if body.get("price"):`
         elif action == "execute" and body.get("price") is not None:
             price, err = self.rules.price(body["price"])
             if err:
@@ -780,8 +899,13 @@ class Engine:
             limit = Decimal(order["price"])
             if price is None:
                 price = Price(order["price"])
+                if "execute-event-default-price-null" in self.faults:
+                    filled = {"executed_quantity": order["quantity"], "executed_price": price}
+                    return {"status": to, **filled, "_defaulted": True}
             else:
                 given = Decimal(price)
+                if "limit-check-as-text" in self.faults:  # FAULT limit-check-as-text (TEXT columns compared)
+                    given, limit = str(price), str(order["price"])  # type: ignore[assignment]
                 if order["side"] == "BUY":
                     ok = True if "buy-above-limit" in self.faults else given <= limit
                     worse = "above"
@@ -811,6 +935,8 @@ class Engine:
         errors = self._unknown_fields(body, CREATE_FIELDS, "create")
         out: dict = {}
         coid = body.get("client_order_id")
+        if "coid-number-500" in self.faults and isinstance(coid, (int, Decimal)) and not isinstance(coid, bool):
+            coid.strip()  # FAULT coid-number-500: AttributeError escapes
         if coid is not None and not isinstance(coid, str):
             errors.append(("client_order_id", "must be a string"))
         out["client_order_id"] = coid
@@ -827,6 +953,8 @@ class Engine:
             errors.append(("side", "must be BUY or SELL"))
         out["side"] = side
         order_type = body.get("order_type")
+        if "order-type-nonstring-500" in self.faults and order_type is not None and not isinstance(order_type, str):
+            order_type.upper()  # FAULT order-type-nonstring-500: AttributeError escapes
         if order_type is None:
             order_type = "LIMIT"
         elif order_type not in ORDER_TYPES:
@@ -839,6 +967,8 @@ class Engine:
             if err:
                 errors.append(("quantity", err))
         price = body.get("price")
+        if "market-price-zero-ignored" in self.faults:
+            price = price or None  # FAULT market-price-zero-ignored: 0 is falsy
         out["price"] = None
         if order_type == "MARKET" and price is not None and "market-with-price" not in self.faults:
             errors.append(("price", "is forbidden for MARKET orders"))
@@ -892,10 +1022,15 @@ class Engine:
         if status is not None:
             sql += " AND status=?"
             args.append(status)
-        if symbol is not None:
+        if symbol is not None and not (status is not None and "symbol-filter-ignored-with-status" in self.faults):
             sql += " AND symbol=?"
             args.append(symbol)
-        sql += " ORDER BY order_id"
+        if "orders-sorted-by-updated" in self.faults:
+            sql += " ORDER BY updated_at"  # FAULT orders-sorted-by-updated
+        elif "orders-sorted-as-text" in self.faults:
+            sql += " ORDER BY CAST(order_id AS TEXT)"  # FAULT orders-sorted-as-text
+        else:
+            sql += " ORDER BY order_id"
         with self.lock:
             self._check_open()
             return [dict(zip(ORDER_COLUMNS, r, strict=True)) for r in self.db.execute(sql, args).fetchall()]
@@ -1072,14 +1207,20 @@ class Handler(BaseHTTPRequestHandler):
         status = r.status
         if r.code == "VALIDATION_ERROR" and "validation-400" in faults:
             status = 400
+        if "malformed-json-400" in faults and r.errors and any("malformed JSON" in m for _f, m in r.errors):
+            status = 400  # FAULT malformed-json-400
         if r.code == "INVALID_TRANSITION" and "transition-422" in faults:
             status = 422
         if r.code == "ORDER_NOT_FOUND" and "notfound-flat" in faults:
             self._send(status, {"detail": r.message}, headers)
             return
-        detail: dict = {"code": r.code, "message": r.message}
+        message = r.message
+        if r.code == "VALIDATION_ERROR" and "validation-message-generic" in faults:
+            message = "invalid request"  # FAULT validation-message-generic
+        detail: dict = {"code": r.code, "message": message}
         if r.errors is not None and "no-errors-list" not in faults:
-            detail["errors"] = [{"field": f, "message": m} for f, m in r.errors]
+            empty = "errors-message-empty" in faults  # FAULT errors-message-empty
+            detail["errors"] = [{"field": f, "message": "" if empty else m} for f, m in r.errors]
         self._send(status, {"detail": detail}, headers)
 
     def _read_body(self) -> bytes:
@@ -1198,6 +1339,9 @@ class Handler(BaseHTTPRequestHandler):
                 raise validation_error([("order_id", f"must be a positive integer, got {id_text!r}")])
             order_id = int(id_text)
 
+        creates_or_modifies = (kind, method) in (("order", "POST"), ("order_id", "PUT"))
+        if "empty-body-500" in eng.faults and not raw.strip() and creates_or_modifies:
+            json.loads(raw.decode())  # FAULT empty-body-500: JSONDecodeError escapes
         if kind == "orders":
             pairs = parse_qsl(query, keep_blank_values=True, max_num_fields=50) if query else []
             self._send(200, [eng.order_json(o) for o in eng.orders(pairs)])

@@ -88,8 +88,9 @@ class OrderExpect(Spec):
     """Identical to the order ``same_as`` as it was last acknowledged."""
     id_after: str | None = None
     """order_id greater than that order's."""
-    id_below_unknown: bool | None = None
-    """order_id below the unknown id the case asked for (refusals did not move the sequence)."""
+    id_below: int | None = None
+    """order_id below this id, which the case asked for and was refused (a refusal did not
+    move the sequence up to it). Far above any real id, for ids may be sparse or jump."""
     updated_after: str | None = None
     """updated_at later than that order's as last acknowledged (the change moved it)."""
     current_time: bool | None = None
@@ -97,7 +98,7 @@ class OrderExpect(Spec):
 
     def wanted(self) -> dict[str, Any]:
         """The field expectations actually written (``price: null`` included)."""
-        relations = {"same_as", "id_after", "id_below_unknown", "updated_after", "current_time"}
+        relations = {"same_as", "id_after", "id_below", "updated_after", "current_time"}
         return {k: getattr(self, k) for k in self.model_fields_set if k not in relations}
 
     def describe(self) -> str:
@@ -265,6 +266,13 @@ class CaseRun:
             unnamed = [f for f in want.fields if f.lower() not in message]
             if unnamed and not (from_text and len(unnamed) < len(want.fields)):
                 raise StepFailed(f"refused {refusal(e)}; the message does not name {', '.join(unnamed)}")
+            # detail.message as the server wrote it (over HTTP): it names a bad field, each
+            # of which the errors list names (checked above); "order type" names order_type
+            said = getattr(e, "wire_message", None)
+            prose = str(said).lower().replace("_", " ")
+            if said is not None and want.fields and not any(f.replace("_", " ") in prose for f in want.fields):
+                named_none = f"detail.message {said!r} names none of {', '.join(want.fields)}"
+                raise StepFailed(f"refused {refusal(e)}; {named_none}")
         named = FIELD_NAMED.get(e.code)
         if named and not any(n in message.replace("_", " ") for n in named):
             raise StepFailed(f"refused {refusal(e)}; the message does not name the field ({named[0]})")
@@ -300,8 +308,8 @@ class CaseRun:
                 skew = abs((at - datetime.now(UTC)).total_seconds())
                 if skew > CLOCK_SKEW_S:
                     problems.append(f"{name} {format_ts(at)} is {skew / 3600:.1f} h from the UTC time now")
-        if expect.id_below_unknown and not order.order_id < self.runner.unknown_id():
-            problems.append(f"order_id {order.order_id} jumped past the unknown id {self.runner.unknown_id()}")
+        if expect.id_below is not None and not order.order_id < expect.id_below:
+            problems.append(f"order_id {order.order_id} jumped past the refused id {expect.id_below}")
         assigned = self.assigned(order.order_id)
         for key, want in expect.wanted().items():
             got = getattr(order, key)

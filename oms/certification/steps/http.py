@@ -14,6 +14,8 @@ from oms.certification.steps._base import CaseRun, Code, Spec, StepKind, registe
 from oms.certification.values import StepFailed, text
 from oms.certification.wire import error_shape_problems, leaf
 
+NOT_IMPLEMENTED = 501
+
 
 class HttpExpect(Spec):
     status: int | list[int] | None = None
@@ -21,7 +23,8 @@ class HttpExpect(Spec):
     fields: list[str] = Field(default_factory=list)
     message_contains: list[str] = Field(default_factory=list)
     any_shape: bool = False
-    """Only 'no 5xx': for requests outside the contract (a method it does not name)."""
+    """Only 'no 5xx' (but 501, RFC 9110's answer to a method a server does not implement):
+    for requests outside the contract (a method it does not name)."""
 
 
 class HttpSpec(Spec):
@@ -65,7 +68,7 @@ class Http(StepKind):
 
     def expected(self, spec: Any) -> str:
         e = spec.expect
-        parts = [f"status {e.status}"] if e.status is not None else ["no 5xx"]
+        parts = [f"status {e.status}"] if e.status is not None else ["no 5xx but 501" if e.any_shape else "no 5xx"]
         parts += [f"code {e.code}"] if e.code else []
         parts += [f"naming {', '.join(e.fields)}"] if e.fields else []
         parts += [f"message mentions {', '.join(e.message_contains)}"] if e.message_contains else []
@@ -83,7 +86,7 @@ class Http(StepKind):
         actual = f"{status} {code or ''}".strip() + (f" naming {', '.join(map(str, fields))}" if fields else "")
         expect = spec.expect
         problems = []
-        if status >= 500:
+        if status >= 500 and not (expect.any_shape and status == NOT_IMPLEMENTED):
             problems.append("a server error for a client's mistake")
         wanted = expect.status
         if wanted is not None and status not in (wanted if isinstance(wanted, list) else [wanted]):
