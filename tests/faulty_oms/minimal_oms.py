@@ -7,6 +7,7 @@ separately written implementation.
 
     python tests/faulty_oms/minimal_oms.py --db PATH --port PORT [--host 127.0.0.1] [--fault NAME]...
     python tests/faulty_oms/minimal_oms.py --list-faults
+    ... --choice NAME...   (one of the choices DESIGN.md leaves open: CHOICES, --list-choices)
     ... --fix-port N [--fix-sender OMS] [--fix-target CLIENT]   (also the FIX 4.4 face: minimal_fix.py)
 
 With no ``--fault`` the server follows DESIGN.md.  Each ``--fault NAME`` switches on one
@@ -263,6 +264,20 @@ FAULTS: dict[str, str] = {
     ),
 }
 
+CHOICES: dict[str, str] = {
+    # name -> what DESIGN.md leaves open that this choice takes (never a fault: certified)
+    "ids-time-ns": "Orders: ids are 'assigned, increasing'; here they are nanosecond clock readings (sparse, huge).",
+    "ids-from-0": "Orders: ids are 'assigned, increasing'; here the first is 0.",
+    "omit-nulls": "Order JSON leaves out what is null: client_order_id, a MARKET order's price, an unfilled price.",
+    "http-501": "A method outside the contract (PATCH) is 501 Not Implemented, as RFC 9110 and http.server say.",
+    "clock-16ms": "Timestamps have milliseconds; here the clock ticks every 16 ms (as Windows' does), never forced on.",
+    "errors-empty-for-body": "A 422 lists one entry per bad field: none when the body as a whole is bad (not JSON).",
+    "unicode-symbols": "A symbol has 'letters/digits and .-_': here letters of any script (ÄPFEL).",
+    "noop-modify-refused": "A modify to the values the order has is refused (422), after the lifecycle check.",
+    "prose-messages": "VALIDATION_ERROR's message names the fields in prose ('Order type must be ...').",
+    "dup-logged-on-owner": "A refused duplicate create is logged on the order that holds the client order id.",
+}
+
 # --------------------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------------------
@@ -396,6 +411,8 @@ class Rules:
         chars = re.compile(r"[A-Za-z0-9._+,-]+") if "symbol-allows-plus" in self.faults else SYMBOL_CHARS
         if "symbol-leading-letter-required" in self.faults:
             chars = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")  # FAULT symbol-leading-letter-required
+        if "unicode-symbols" in self.faults:
+            return (v.upper(), None) if all(c.isalnum() or c in "._-" for c in v) else (None, "bad characters")
         if not chars.fullmatch(v):
             return None, "may contain only letters, digits and . - _"
         return v.upper(), None
@@ -407,11 +424,14 @@ class Rules:
 
 
 class Clock:
-    def __init__(self, last_ms: int = 0) -> None:
+    def __init__(self, last_ms: int = 0, *, coarse: bool = False) -> None:
         self.last_ms = last_ms
+        self.coarse = coarse
 
     def next(self) -> int:
         now = time.time_ns() // 1_000_000
+        if self.coarse:  # choice clock-16ms: a 16 ms tick, two events may share it
+            return now // 16 * 16
         self.last_ms = max(now, self.last_ms + 1)
         return self.last_ms
 
@@ -544,7 +564,7 @@ class Engine:
                 f"{db_path}: cannot open as an OMS sqlite database ({exc}); "
                 "point --db at a new file or at a file this server created"
             ) from exc
-        self.clock = Clock(int(last or 0))
+        self.clock = Clock(int(last or 0), coarse="clock-16ms" in faults)
         self.committer: threading.Thread | None = None
         # Other faces (the FIX face) hook in here: observers see each accepted command
         # inside its transaction; after_commit hooks run after such a transaction, off the lock.
@@ -645,7 +665,8 @@ class Engine:
         return dict(zip(ORDER_COLUMNS, row, strict=True)) if row else None
 
     def _load_or_404(self, order_id: int) -> dict:
-        order = self._load(order_id) if 0 < order_id <= SQLITE_MAX_INT else None
+        lowest = 0 if "ids-from-0" in self.faults else 1
+        order = self._load(order_id) if lowest <= order_id <= SQLITE_MAX_INT else None
         if order is None:
             raise Refusal(404, "ORDER_NOT_FOUND", f"order {order_id} not found")
         return order
@@ -723,10 +744,17 @@ class Engine:
                         f"client_order_id {coid!r} is already used by another order",
                     )
             except Refusal as r:
-                self._log_refusal(None, "create", r)
+                owner = None
+                if r.code == "DUPLICATE_CLIENT_ORDER_ID" and "dup-logged-on-owner" in self.faults:
+                    held = self.db.execute("SELECT order_id FROM orders WHERE client_order_id=?", (coid,)).fetchone()
+                    owner = self._load(held[0]) if held else None
+                self._log_refusal(owner, "create", r)
                 raise
             now = self.clock.next()
-            order_id = self.db.execute("SELECT COALESCE(MAX(order_id), 0) + 1 FROM orders").fetchone()[0]
+            first = 0 if "ids-from-0" in self.faults else 1
+            order_id = self.db.execute("SELECT COALESCE(MAX(order_id) + 1, ?) FROM orders", (first,)).fetchone()[0]
+            if "ids-time-ns" in self.faults:
+                order_id = max(order_id, time.time_ns())
             order = dict(
                 order_id=order_id,
                 status="NEW",
@@ -881,6 +909,11 @@ class Engine:
         to = self._transition(action, order["status"])
 
         if action == "modify":
+            asked = [(f, v) for f, v in (("quantity", quantity), ("price", price)) if v is not None]
+            if "noop-modify-refused" in self.faults and all(
+                order[f] is not None and Decimal(str(v)) == Decimal(str(order[f])) for f, v in asked
+            ):
+                raise validation_error([(f, f"is already the order's {f}: nothing to modify") for f, _ in asked])
             changes: dict = {"status": to}
             if quantity is not None:
                 changes["quantity"] = quantity
@@ -1048,6 +1081,12 @@ class Engine:
     # ---- JSON views ------------------------------------------------------------------
 
     def order_json(self, o: dict) -> dict:
+        out = self._order_json(o)
+        if "omit-nulls" in self.faults:
+            out = {k: v for k, v in out.items() if v is not None}
+        return out
+
+    def _order_json(self, o: dict) -> dict:
         return {
             "order_id": o["order_id"],
             "client_order_id": o["client_order_id"],
@@ -1218,9 +1257,12 @@ class Handler(BaseHTTPRequestHandler):
         if r.code == "VALIDATION_ERROR" and "validation-message-generic" in faults:
             message = "invalid request"  # FAULT validation-message-generic
         detail: dict = {"code": r.code, "message": message}
+        if r.code == "VALIDATION_ERROR" and r.errors and "prose-messages" in faults:
+            detail["message"] = "; ".join(f"{f.replace('_', ' ').capitalize()} {m}" for f, m in r.errors)
         if r.errors is not None and "no-errors-list" not in faults:
             empty = "errors-message-empty" in faults  # FAULT errors-message-empty
-            detail["errors"] = [{"field": f, "message": "" if empty else m} for f, m in r.errors]
+            named = [(f, m) for f, m in r.errors if not (f == "body" and "errors-empty-for-body" in faults)]
+            detail["errors"] = [{"field": f, "message": "" if empty else m} for f, m in named]
         self._send(status, {"detail": detail}, headers)
 
     def _read_body(self) -> bytes:
@@ -1264,6 +1306,9 @@ class Handler(BaseHTTPRequestHandler):
             self.rfile.readline(1024)
 
     def dispatch(self, method: str) -> None:
+        if "http-501" in self.engine.faults and method not in ("GET", "POST", "PUT", "DELETE"):
+            self.send_error(501, f"Unsupported method ({method!r})")
+            return
         server = self.server
         assert isinstance(server, Server)
         if not server.enter():
@@ -1483,6 +1528,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--list-faults", action="store_true", help="print the faults and exit")
     p.add_argument(
+        "--choice",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="take one of the choices DESIGN.md leaves open (repeatable; never a fault); see --list-choices",
+    )
+    p.add_argument("--list-choices", action="store_true", help="print the choices and exit")
+    p.add_argument(
         "--core-only",
         action="store_true",
         help="speak only the core tier (no GET /order/{id}: 405; no /order/{id}/events: 404) -- not a fault",
@@ -1502,13 +1555,22 @@ def main(argv: list[str] | None = None) -> int:
         for name, rule in FAULTS.items():
             print(f"{name:<{width}}  {rule}")
         return 0
+    if args.list_choices:
+        width = max(len(n) for n in CHOICES)
+        for name, choice in CHOICES.items():
+            print(f"{name:<{width}}  {choice}")
+        return 0
     unknown = [f for f in args.fault if f not in FAULTS]
     if unknown:
         p.error(f"unknown fault(s): {', '.join(unknown)} (see --list-faults)")
+    unknown = [c for c in args.choice if c not in CHOICES]
+    if unknown:
+        p.error(f"unknown choice(s): {', '.join(unknown)} (see --list-choices)")
     if not args.db:
         p.error("--db is required")
     fix = None if args.fix_port is None else (args.fix_port, args.fix_sender, args.fix_target)
-    return serve(args.db, args.host, args.port, set(args.fault), args.verbose, args.core_only, fix)
+    switches = set(args.fault) | set(args.choice)  # a choice is a switch like a fault, but breaks no rule
+    return serve(args.db, args.host, args.port, switches, args.verbose, args.core_only, fix)
 
 
 if __name__ == "__main__":
