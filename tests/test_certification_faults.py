@@ -135,6 +135,7 @@ CATCHES: dict[str, set[str]] = {
     "racy-coid-check": {"IC-090"},
     "execute-price-zero-ignored": {"EX-070", "FB-EXECUTE-PRICE"},
     "price-stored-as-real": {"EX-110"},
+    "refusal-moves-sequence": {"PB-080"},
 }
 
 
@@ -204,7 +205,7 @@ def choices() -> list[str]:
 @pytest.mark.timeout(900)  # a hang guard, never a speed budget
 def test_each_choice_design_md_leaves_open_is_certified(tmp_path: Path) -> None:
     """The independent system, taking one choice DESIGN.md leaves to the implementer each:
-    ids that are huge clock readings or start at 0, order JSON without its nulls, a 501 for
+    ids that are clock readings near 2^63 or start at 0, order JSON without its nulls, a 501 for
     PATCH, a 16 ms clock, no errors entry for a body that is not JSON, letters of any
     script in symbols, a modify to the values the order has refused, fields named in
     prose, a refused duplicate logged on the order holding the id. All but prose were

@@ -43,11 +43,11 @@ from oms.lifecycle import COMMANDS, FIX_EXEC_TYPE, FIX_ORD_STATUS, FIX_REFUSAL, 
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 DEFAULT_CHECKLIST = Path(__file__).resolve().parents[2] / "certification" / "checklist.yaml"
 MAX_BYTES = 2 * 1024 * 1024
-PACK_VERSION = "2.0"
+PACK_VERSION = "2.1"
+"""The version of the pack's machinery (runner, step kinds, contract checks)."""
 CLOCK_TICK_MS = 20
 """A wait before a change whose updated_at must be later: past the coarsest common clock
 tick (15.6 ms, Windows' default), as DESIGN.md fixes the timestamps' format, not their clock."""
-"""The version of the pack's machinery (runner, step kinds, contract checks)."""
 
 EvidenceKind = Literal["orders", "events", "listing", "race", "crash", "sql", "http", "replay", "fix", "fix_session"]
 EVIDENCE_KINDS: tuple[str, ...] = EvidenceKind.__args__  # type: ignore[attr-defined]

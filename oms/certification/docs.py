@@ -66,7 +66,8 @@ def test_cases_md(checklist: Checklist) -> str:
         "a client order id). "
         f"{sum(c.mandatory for c in cases)} are mandatory. The plan is in [TEST_PLAN.md](TEST_PLAN.md); the "
         "sign-off sheet in [CHECKLIST.md](CHECKLIST.md). In the steps, `-> o` names the resulting order `o` for "
-        "later steps, `unknown` is an order id that does not exist, and `{run}` is a token unique to the run "
+        "later steps, `unknown` is an order id that does not exist (`far` one halfway to the largest 64-bit "
+        "id), and `{run}` is a token unique to the run "
         "(so client order ids never collide with an earlier run against the same server).",
         "",
         "The lifecycle the generated cases cover:",

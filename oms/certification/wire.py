@@ -162,6 +162,10 @@ def parse_event(d: Any, where: str) -> OrderEvent:
     """An audit-log event as DESIGN.md writes it, or ContractViolation."""
     if not isinstance(d, dict):
         raise ContractViolation(f"{where}: an event is a JSON object, got {_cut(d)}")
+    # a server that omits nulls: what may be null may be absent (a modify event's price is
+    # null for a MARKET order; a LIMIT order's left out fails the replay)
+    nullable = ["order_id", "from_status", "to_status", "reason", *(["price"] if d.get("action") == "modify" else [])]
+    d = {**{key: None for key in nullable}, **d}
     problems = []
     need = {
         "seq": _is_int,

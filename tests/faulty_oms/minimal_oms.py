@@ -259,6 +259,9 @@ FAULTS: dict[str, str] = {
     "unknown-field-refusal-not-logged": (
         "Persistence: refused commands are logged; a command refused for an unknown body field is not."
     ),
+    "refusal-moves-sequence": (
+        "REST: bad input never changes anything; here a command on an unknown id moves the next id past it."
+    ),
     "price-stored-as-real": (
         "Orders: prices are exact decimals end to end; here every price goes through a float (repr)."
     ),
@@ -266,9 +269,11 @@ FAULTS: dict[str, str] = {
 
 CHOICES: dict[str, str] = {
     # name -> what DESIGN.md leaves open that this choice takes (never a fault: certified)
-    "ids-time-ns": "Orders: ids are 'assigned, increasing'; here they are nanosecond clock readings (sparse, huge).",
+    # (DESIGN.md's "starts ids at 1 in a fresh database" is said of this project's engine,
+    # under Determinism; the fields a system under test keeps say "integer, assigned, increasing")
+    "ids-snowflake": "Orders: ids are 'assigned, increasing'; here clock milliseconds << 22 (sparse, near 2^63).",
     "ids-from-0": "Orders: ids are 'assigned, increasing'; here the first is 0.",
-    "omit-nulls": "Order JSON leaves out what is null: client_order_id, a MARKET order's price, an unfilled price.",
+    "omit-nulls": "Order and event JSON leave out what is null (client_order_id, a MARKET price, from_status...).",
     "http-501": "A method outside the contract (PATCH) is 501 Not Implemented, as RFC 9110 and http.server say.",
     "clock-16ms": "Timestamps have milliseconds; here the clock ticks every 16 ms (as Windows' does), never forced on.",
     "errors-empty-for-body": "A 422 lists one entry per bad field: none when the body as a whole is bad (not JSON).",
@@ -667,6 +672,8 @@ class Engine:
     def _load_or_404(self, order_id: int) -> dict:
         lowest = 0 if "ids-from-0" in self.faults else 1
         order = self._load(order_id) if lowest <= order_id <= SQLITE_MAX_INT else None
+        if order is None and "refusal-moves-sequence" in self.faults and order_id < SQLITE_MAX_INT:
+            self.id_floor = max(getattr(self, "id_floor", 0), order_id + 1)  # FAULT refusal-moves-sequence
         if order is None:
             raise Refusal(404, "ORDER_NOT_FOUND", f"order {order_id} not found")
         return order
@@ -753,8 +760,9 @@ class Engine:
             now = self.clock.next()
             first = 0 if "ids-from-0" in self.faults else 1
             order_id = self.db.execute("SELECT COALESCE(MAX(order_id) + 1, ?) FROM orders", (first,)).fetchone()[0]
-            if "ids-time-ns" in self.faults:
-                order_id = max(order_id, time.time_ns())
+            order_id = max(order_id, getattr(self, "id_floor", 0))
+            if "ids-snowflake" in self.faults:
+                order_id = max(order_id, (time.time_ns() // 1_000_000) << 22)
             order = dict(
                 order_id=order_id,
                 status="NEW",
@@ -1122,6 +1130,8 @@ class Engine:
         if e["action"] == "execute":
             out["executed_quantity"] = e["executed_quantity"]
             out["executed_price"] = _price(e["executed_price"])
+        if "omit-nulls" in self.faults:
+            out = {k: v for k, v in out.items() if v is not None}
         return out
 
 
@@ -1497,7 +1507,9 @@ def serve(
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     bound = server.server_address
-    fault_note = f" faults: {', '.join(sorted(faults))}" if faults else ""
+    broken, chosen = sorted(faults - CHOICES.keys()), sorted(faults & CHOICES.keys())
+    fault_note = f" faults: {', '.join(broken)}" if broken else ""
+    fault_note += f" choices: {', '.join(chosen)}" if chosen else ""
     if acceptor is not None:
         line = f"minimal_oms FIX listening on {fix_host}:{fix_bound} sender={sender} target={target}"
         print(line, flush=True)  # stdout, for a harness that asked for --fix-port 0

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from oms.certification.steps._base import (
+    NAMED_IDS,
     ActionName,
     CaseRun,
     Code,
@@ -88,7 +89,7 @@ class Events(StepKind):
         return {"audit"} if spec.order is not None else {"events_log"}
 
     def uses(self, spec: Any) -> list[tuple[str, str]]:
-        out = [(spec.order, "events")] if spec.order not in (None, "unknown") else []
+        out = [(spec.order, "events")] if spec.order not in (None, *NAMED_IDS) else []
         return out + [(a, "includes_orders") for a in (spec.expect.includes_orders if spec.expect else [])]
 
     def describe(self, spec: Any) -> str:

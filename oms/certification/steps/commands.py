@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from oms.certification.steps._base import (
+    NAMED_IDS,
     CaseRun,
     OrderExpect,
     Refusal,
@@ -40,7 +41,8 @@ KEPT = ("order_id", "client_order_id", "symbol", "side", "order_type", "created_
 class CommandSpec(Spec):
     action: Literal["create", "modify", "cancel", "execute", "get"]
     order: str | None = None
-    """An alias made by an earlier step, or ``unknown`` (an id that does not exist)."""
+    """An alias made by an earlier step, or ``unknown`` / ``far`` (ids that do not exist:
+    the run's unknown id; one halfway to 2^63-1, ``CaseRun.far_id``)."""
     order_id: int | None = None
     """A literal id instead of an alias (0, -1, 2^63-1)."""
     input: dict[str, Any] = Field(default_factory=dict)
@@ -57,7 +59,7 @@ class CommandSpec(Spec):
             if self.order is not None or self.order_id is not None:
                 raise ValueError("a create names no order")
         elif (self.order is None) == (self.order_id is None):
-            raise ValueError(f"{self.action} needs exactly one of order (an alias or 'unknown') and order_id")
+            raise ValueError(f"{self.action} needs exactly one of order (an alias, 'unknown' or 'far') and order_id")
         if self.expect is not None and self.refuse is not None:
             raise ValueError("a step expects an order or a refusal, not both")
         if self.refuse is not None and self.may_refuse is not None:
@@ -77,7 +79,7 @@ class Command(StepKind):
         return {"read"} if spec.action == "get" else {"core", "execute"} if spec.action == "execute" else {"core"}
 
     def uses(self, spec: Any) -> list[tuple[str, str]]:
-        out = [(spec.order, spec.action)] if spec.order not in (None, "unknown") else []
+        out = [(spec.order, spec.action)] if spec.order not in (None, *NAMED_IDS) else []
         if spec.expect is not None:
             e = spec.expect
             out += [
@@ -105,7 +107,7 @@ class Command(StepKind):
     def expected(self, spec: Any) -> str:
         if spec.refuse is not None:
             out = "refused " + str(spec.refuse.describe())
-            if spec.action != "get" and spec.order not in (None, "unknown"):
+            if spec.action != "get" and spec.order not in (None, *NAMED_IDS):
                 out += "; order unchanged"
             if spec.action == "create":
                 out += "; nothing created"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from oms.certification.steps._base import CaseRun, Spec, StepKind, register
+from oms.certification.steps._base import NAMED_IDS, CaseRun, Spec, StepKind, register
 from oms.certification.steps.commands import CommandSpec, acknowledgement_problems
 from oms.certification.values import StepFailed, diff, summary
 from oms.lifecycle import Status
@@ -58,7 +58,7 @@ class Crash(StepKind):
         made: set[str] = set()
         out = []
         for w in spec.writes:
-            if w.order not in (None, "unknown") and w.order not in made:
+            if w.order not in (None, *NAMED_IDS) and w.order not in made:
                 out.append((w.order, f"crash {w.action}"))
             made.update([w.as_] if w.as_ else [])
         return out

@@ -68,7 +68,8 @@ class Http(StepKind):
 
     def expected(self, spec: Any) -> str:
         e = spec.expect
-        parts = [f"status {e.status}"] if e.status is not None else ["no 5xx but 501" if e.any_shape else "no 5xx"]
+        anything = "no 5xx (501 allowed)" if e.any_shape else "no 5xx"
+        parts = [f"status {e.status}"] if e.status is not None else [anything]
         parts += [f"code {e.code}"] if e.code else []
         parts += [f"naming {', '.join(e.fields)}"] if e.fields else []
         parts += [f"message mentions {', '.join(e.message_contains)}"] if e.message_contains else []
