@@ -53,6 +53,7 @@ JSON_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][-+]?\d+)?")
 STATUSES = {s.value for s in Status}
 ACTIONS = {a.value for a in Action}
 TIMEOUT_S = 15.0
+KEEPALIVE_S = 2.0
 CONNECT_TIMEOUT_S = 35.0
 """A race's burst of connections may overflow a server's listen backlog (5 in Python's
 http.server): Linux sends a dropped SYN again after 1, 3, 7, 15 and 31 s. A connection
@@ -231,7 +232,10 @@ class WireGateway:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         limits = httpx.Timeout(timeout, connect=max(timeout, CONNECT_TIMEOUT_S))
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=limits)
+        # An idle connection is dropped before a server's own keep-alive timeout can close
+        # it under a request (uvicorn's is 5 s, httpx's default expiry too: a race).
+        pool = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=KEEPALIVE_S)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=limits, limits=pool)
         self.server: str | None = None
         """What the server says about itself (its ``Server`` header), if anything."""
 
